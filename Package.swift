@@ -1,0 +1,84 @@
+// swift-tools-version:6.0
+// Classbox: the firmware of the classroom box for synchronous blended classes.
+// Layers (arrows point down only; see ../shared/DESIGN.md §2):
+//   classbox -> Box, Diagnostics, Provisioning -> Control, Media -> Devices, EchoCancel, BoxConfig -> C*
+import PackageDescription
+
+// swift-log's only version in the package mirror (1.16.2) needs tools 6.2, but the image is built with
+// Debian trixie's Swift 6.0.3. Toolchains older than 6.2 get `Compat/Logging`, a small source-compatible
+// subset of swift-log's API, so every module can `import Logging` either way.
+// CLASSBOX_LOGGING_COMPAT=1 builds the compat module with a newer toolchain too (to check it here).
+#if compiler(>=6.2)
+let useLoggingCompat = Context.environment["CLASSBOX_LOGGING_COMPAT"] == "1"
+#else
+let useLoggingCompat = true
+#endif
+let loggingDependency: [Package.Dependency]
+let logging: Target.Dependency
+let compatTargets: [Target]
+if useLoggingCompat {
+    loggingDependency = []
+    logging = "Logging"
+    compatTargets = [.target(name: "Logging", path: "Compat/Logging")]
+} else {
+    loggingDependency = [.package(url: "https://github.com/apple/swift-log", from: "1.6.0")]
+    logging = .product(name: "Logging", package: "swift-log")
+    compatTargets = []
+}
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "classbox",
+    products: [
+        .executable(name: "classbox", targets: ["classbox"])
+    ],
+    dependencies: loggingDependency + [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: compatTargets + [
+        // System libraries. Each module map also carries a header-only shim (static inline functions
+        // and constants) for what Swift cannot import: variadic calls and function-like macros.
+        .systemLibrary(name: "CAlsa", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
+        .systemLibrary(name: "CV4L2", pkgConfig: "libv4l2", providers: [.apt(["libv4l-dev"])]),
+        .systemLibrary(name: "CGpiod", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
+        .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
+
+        // Bottom layer: pure logic and hardware, no network.
+        .target(name: "BoxConfig", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
+                swiftSettings: strict),
+        .target(name: "EchoCancel", swiftSettings: strict),
+        .target(name: "Devices", dependencies: ["BoxConfig", "CAlsa", "CV4L2", "CGpiod", logging], swiftSettings: strict),
+
+        // Middle layer.
+        .target(name: "Media", dependencies: ["Devices", "EchoCancel", "COpus", logging], swiftSettings: strict),
+        .target(name: "Control", dependencies: ["BoxConfig", logging], swiftSettings: strict),
+
+        // Top layer: where the parts meet.
+        .target(name: "Box", dependencies: ["BoxConfig", "Devices", "EchoCancel", "Media", "Control", logging],
+                swiftSettings: strict),
+        .target(name: "Diagnostics", dependencies: ["Box", "BoxConfig", "Devices", "Media", logging],
+                swiftSettings: strict),
+        .target(name: "Provisioning", dependencies: ["BoxConfig", logging], swiftSettings: strict),
+        .executableTarget(
+            name: "classbox",
+            dependencies: [
+                "Box", "BoxConfig", "Diagnostics", "Provisioning", logging,
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+
+        .testTarget(name: "BoxConfigTests", dependencies: ["BoxConfig"], swiftSettings: strict),
+        .testTarget(name: "EchoCancelTests", dependencies: ["EchoCancel"], swiftSettings: strict),
+        .testTarget(name: "DevicesTests", dependencies: ["Devices", "CV4L2", "CGpiod", "CAlsa"], swiftSettings: strict),
+        .testTarget(name: "MediaTests", dependencies: ["Media", "COpus"], swiftSettings: strict),
+        .testTarget(name: "BoxTests", dependencies: ["Box", "BoxConfig", "Devices"], swiftSettings: strict),
+        .testTarget(name: "ClassboxCLITests", dependencies: ["BoxConfig"], swiftSettings: strict),
+        .testTarget(name: "ArchitectureTests", swiftSettings: strict),
+    ],
+    swiftLanguageModes: [.v6]
+)
