@@ -177,4 +177,17 @@ public struct SimRoomSpec: Sendable, Equatable {
     public var noiseDbfs: Double
     /// Seed of the room's pseudo-random parts, so every run is the same.
     public var seed: Int
+
+    /// A room from its measures.
+    public init(rt60: Double, speakerDistance: Double, pupilDistance: Double, deviceDelayMs: Double,
+                speakerGainDb: Double, pupilGainDb: Double, noiseDbfs: Double, seed: Int) {
+        self.rt60 = rt60
+        self.speakerDistance = speakerDistance
+        self.pupilDistance = pupilDistance
+        self.deviceDelayMs = deviceDelayMs
+        self.speakerGainDb = speakerGainDb
+        self.pupilGainDb = pupilGainDb
+        self.noiseDbfs = noiseDbfs
+        self.seed = seed
+    }
 }

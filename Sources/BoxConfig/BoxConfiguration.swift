@@ -118,6 +118,13 @@ public struct BoxConfiguration: Sendable, Equatable {
         public var pupil: String?
         /// Directory the simulated run writes its WAV files and summary into.
         public var outputDir: String
+
+        /// Inputs and outputs of a simulated run.
+        public init(lesson: String, pupil: String?, outputDir: String) {
+            self.lesson = lesson
+            self.pupil = pupil
+            self.outputDir = outputDir
+        }
     }
 
     /// The configuration a laptop uses with the `sim` board when it has no configuration file.

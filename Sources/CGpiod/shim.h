@@ -48,10 +48,6 @@ CB_OFFSET(gpio_v2_line_event, id)
 CB_OFFSET(gpio_v2_line_event, offset)
 CB_OFFSET(gpio_v2_line_event, seqno)
 CB_OFFSET(gpio_v2_line_event, line_seqno)
-#if CB_GPIOD_API == 1
-CB_LAYOUT(gpiod_line_event)
-CB_OFFSET(gpiod_line_event, event_type)
-#endif
 
 #undef CB_LAYOUT
 #undef CB_OFFSET

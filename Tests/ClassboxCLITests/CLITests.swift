@@ -1,0 +1,144 @@
+import Foundation
+import Testing
+
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
+/// The `classbox` binary next to this test bundle (SwiftPM builds both into one directory), or
+/// `$CLASSBOX_BIN`.
+let classboxBinary: String = {
+    if let path = ProcessInfo.processInfo.environment["CLASSBOX_BIN"] { return path }
+    let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    var dir = exe.deletingLastPathComponent()
+    while dir.path != "/" {
+        let candidate = dir.appendingPathComponent("classbox").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    return root + "/.build/debug/classbox"
+}()
+
+struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+func classbox(_ arguments: [String], cwd: String = root) throws -> Result {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: classboxBinary)
+    process.arguments = arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: cwd)
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return Result(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+func writeTemporary(_ text: String, name: String = "classbox.toml") throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("classbox-cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let path = dir.appendingPathComponent(name).path
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
+
+let validConfig = """
+    board = "qemu-amd64"
+    [box]
+    id = "hillside-3a"
+    school = "Hillside Primary School"
+    classroom = "Class 3A"
+    role = "remote"
+
+    """
+
+@Suite("The classbox command line")
+struct CLITests {
+    @Test("--help lists every subcommand")
+    func help() throws {
+        let r = try classbox(["--help"])
+        #expect(r.status == 0)
+        for sub in ["run", "diagnose", "aec", "devices", "provision", "version", "config"] {
+            #expect(r.stdout.contains("\n  \(sub) "), "missing \(sub)")
+        }
+    }
+
+    @Test("each broken configuration exits 2 naming file, line and key", arguments: [
+        ("unknown key", "role = \"remote\"", "role = \"remote\"\ncolour = \"red\"", 7, "box.colour"),
+        ("wrong type", "classroom = \"Class 3A\"", "classroom = 3", 5, "box.classroom"),
+        ("missing field", "school = \"Hillside Primary School\"\n", "", 2, "box.school"),
+        ("out of range", "role = \"remote\"", "role = \"remote\"\n[media]\nbitrate = 1", 8, "media.bitrate"),
+    ])
+    func brokenConfig(name: String, find: String, replace: String, line: Int, key: String) throws {
+        let text = validConfig.replacingOccurrences(of: find, with: replace)
+        #expect(text != validConfig)
+        let path = try writeTemporary(text)
+        for command in [["config", "check"], ["run"]] {
+            let r = try classbox(command + ["--config", path])
+            #expect(r.status == 2, "\(command) \(name)")
+            #expect(r.stderr.contains("\(path):\(line): error: key '\(key)'"), "\(command) \(name): \(r.stderr)")
+        }
+    }
+
+    @Test("a valid configuration checks out, as text and as JSON")
+    func validConfigChecks() throws {
+        let path = try writeTemporary(validConfig)
+        let r = try classbox(["config", "check", "--config", path])
+        #expect(r.status == 0 && r.stdout.contains("hillside-3a") && r.stdout.contains("qemu-amd64"), "\(r.stderr)")
+        let j = try classbox(["config", "check", "--config", path, "--json"])
+        let object = try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as? [String: Any]
+        #expect(object?["ok"] as? Bool == true && object?["boxId"] as? String == "hillside-3a")
+    }
+
+    @Test("a broken configuration as JSON lists each problem with its line")
+    func brokenJSON() throws {
+        let path = try writeTemporary(validConfig.replacingOccurrences(of: "role = \"remote\"", with: "role = \"both\""))
+        let r = try classbox(["config", "check", "--config", path, "--json"])
+        #expect(r.status == 2)
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let problems = object?["problems"] as? [[String: Any]]
+        #expect(problems?.first?["line"] as? Int == 6 && problems?.first?["key"] as? String == "box.role")
+    }
+
+    @Test("features of later releases say so and exit 2", arguments: [
+        ["diagnose"], ["devices"], ["provision"], ["aec", "--far", "a.wav", "--mic", "b.wav", "--out", "c.wav"],
+    ])
+    func notYetAvailable(arguments: [String]) throws {
+        let r = try classbox(arguments)
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("not yet available"))
+    }
+
+    @Test("run on real hardware is not yet available; on the sim board without [sim] it says what to add")
+    func runBoards() throws {
+        let path = try writeTemporary(validConfig)
+        let hw = try classbox(["run", "--config", path])
+        #expect(hw.status == 2 && hw.stderr.contains("not yet available"))
+        let sim = try classbox(["run", "--config", path, "--board", "sim", "--log-level", "error"])
+        #expect(sim.status == 2 && sim.stderr.contains("[sim]"))
+    }
+
+    @Test("version reports the libraries it runs on, as JSON too")
+    func version() throws {
+        let r = try classbox(["version", "--json"])
+        #expect(r.status == 0)
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect((object?["opus"] as? String)?.hasPrefix("libopus") == true)
+        let devices = object?["devices"] as? [String: Any]
+        #expect((devices?["alsa"] as? String)?.isEmpty == false)
+        #expect([1, 2].contains(devices?["gpiodAPI"] as? Int ?? 0))
+    }
+
+    @Test("boards are listed from the repository's Board directory")
+    func boards() throws {
+        let r = try classbox(["config", "boards"])
+        #expect(r.status == 0)
+        for name in ["rpi4", "rpi5", "generic-arm64", "generic-amd64", "qemu-amd64", "sim"] { #expect(r.stdout.contains(name)) }
+    }
+
+    @Test("an unknown --log-level is a usage error")
+    func badLogLevel() throws {
+        let r = try classbox(["run", "--log-level", "loud"])
+        #expect(r.status != 0 && r.stderr.contains("loud"))
+    }
+}
