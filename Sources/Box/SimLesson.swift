@@ -175,7 +175,9 @@ public struct SimLessonReport: Sendable, Codable {
 
     /// The one-page summary as Markdown.
     public var markdown: String {
-        func db(_ v: Double?) -> String { v.map { String(format: "%.1f dB", $0) } ?? "n/a" }
+        func db(_ v: Double?) -> String {
+            v.map { value in let r = (value * 10).rounded() / 10; return String(format: "%.1f dB", r == 0 ? 0 : r) } ?? "n/a"
+        }
         func level(_ l: LessonAnalysis.Level) -> String {
             String(format: "peak %.1f dBFS, RMS %.1f dBFS", l.peakDbfs, l.rmsDbfs)
         }

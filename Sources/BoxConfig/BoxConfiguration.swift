@@ -308,7 +308,9 @@ private func readJanus(_ t: TableReader) -> BoxConfiguration.Janus? {
 }
 
 private func readSim(_ t: TableReader, baseDirectory: String) -> BoxConfiguration.Sim? {
-    func resolve(_ p: String) -> String { p.hasPrefix("/") || baseDirectory.isEmpty ? p : baseDirectory + "/" + p }
+    func resolve(_ p: String) -> String {
+        ((p.hasPrefix("/") || baseDirectory.isEmpty ? p : baseDirectory + "/" + p) as NSString).standardizingPath
+    }
     let lesson = t.string("lesson", required: true, example: "\"teacher.wav\"")
     let pupil = t.string("pupil")
     let output = t.string("output_dir", required: true, example: "\"out\"")
