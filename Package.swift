@@ -72,10 +72,13 @@ let package = Package(
             ],
             swiftSettings: strict),
 
+        // Test support only: counts the calling thread's allocations (never linked into the firmware).
+        .target(name: "CAllocationCounter", path: "Sources/CAllocationCounter"),
+
         .testTarget(name: "BoxConfigTests", dependencies: ["BoxConfig"], swiftSettings: strict),
         .testTarget(name: "EchoCancelTests", dependencies: ["EchoCancel"], swiftSettings: strict),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "CV4L2", "CGpiod", "CAlsa"], swiftSettings: strict),
-        .testTarget(name: "MediaTests", dependencies: ["Media", "COpus"], swiftSettings: strict),
+        .testTarget(name: "MediaTests", dependencies: ["Media", "COpus", "CAllocationCounter"], swiftSettings: strict),
         .testTarget(name: "BoxTests", dependencies: ["Box", "BoxConfig", "Devices"], swiftSettings: strict),
         .testTarget(name: "ClassboxCLITests", dependencies: ["BoxConfig"], swiftSettings: strict),
         .testTarget(name: "ArchitectureTests", swiftSettings: strict),
