@@ -110,7 +110,16 @@ struct AEC: ParsableCommand {
     @Option(help: ArgumentHelp("Microphone WAV file.", valueName: "path")) var mic: String
     @Option(help: ArgumentHelp("Output WAV file.", valueName: "path")) var out: String
     @Flag(help: "Print the canceller's statistics.") var stats = false
-    func run() throws { throw notYetAvailable("aec", "the echo canceller") }
+    func run() throws {
+        let report: AECFileReport
+        do {
+            report = try AECFileRunner.run(far: far, mic: mic, out: out)
+        } catch {
+            printError("classbox aec: \(error.description)")
+            throw ExitCode(AECFileError.exitCode)
+        }
+        if stats { for line in report.lines { print(line) } }
+    }
 }
 
 struct Devices: ParsableCommand {

@@ -1,0 +1,354 @@
+// The 16 kHz canceller core: 64-sample blocks through delay estimation, alignment, the main and shadow
+// adaptive filters, and the residual-echo suppressor. Everything it needs is allocated in `init`.
+
+/// Counters the core keeps for the statistics.
+struct CoreCounters {
+    var divergenceResets = 0
+    var shadowCopies = 0
+    var shadowResets = 0
+    var clippedCapture = 0
+    var clippedRender = 0
+    var alignmentChanges = 0
+    var renderStarved = 0
+    var blocks = 0
+    var doubleTalkBlocks = 0
+}
+
+/// Processes 64-sample blocks at 16 kHz. Render samples go in with `pushRender`; `process` takes one capture
+/// block and writes one output block delayed by 64 samples (the suppressor's overlap-add).
+struct CancellerCore: ~Copyable {
+    static let renderRingSize = 1 << 15
+    /// The preferred position of the direct path inside the filter, in samples.
+    static let preDelay = 160
+
+    let mainPartitions: Int
+    let shadowPartitions: Int
+    let fft: RealFFT
+    let renderRing: FloatBuffer
+    private(set) var renderWritten = 0
+    var delayEstimator = DelayEstimator()
+    /// Bulk delay applied to the render before the filters, in blocks.
+    private(set) var alignment = 0
+    private var block = 0
+    var spectra: SpectraRing
+    var main: PartitionedFilter
+    var shadow: PartitionedFilter
+    var suppressor = ResidualEchoSuppressor()
+
+    // Scratch (72 bins or 128 / 64 samples).
+    let time = FloatBuffer(count: Block.fft)
+    let mainRe = FloatBuffer(count: Block.padded), mainIm = FloatBuffer(count: Block.padded)
+    let shadowRe = FloatBuffer(count: Block.padded), shadowIm = FloatBuffer(count: Block.padded)
+    let model = FloatBuffer(count: Block.padded)
+    let gradRe = FloatBuffer(count: Block.padded), gradIm = FloatBuffer(count: Block.padded)
+    let sumMain = FloatBuffer(count: Block.padded), sumShadow = FloatBuffer(count: Block.padded)
+    let captureRe = FloatBuffer(count: Block.padded), captureIm = FloatBuffer(count: Block.padded)
+    let capturePower = FloatBuffer(count: Block.padded)
+    let linearRe = FloatBuffer(count: Block.padded), linearIm = FloatBuffer(count: Block.padded)
+    let echoPower = FloatBuffer(count: Block.padded)
+    let linearPower = FloatBuffer(count: Block.padded)
+    let window = FloatBuffer(count: Block.fft)
+    let previousCapture = FloatBuffer(count: Block.size)
+    let previousLinear = FloatBuffer(count: Block.size)
+    let overlap = FloatBuffer(count: Block.size)
+    let errorMain = FloatBuffer(count: Block.size)
+    let errorShadow = FloatBuffer(count: Block.size)
+
+    // Smoothed block energies.
+    private var smoothedCapture: Float = 0
+    private var smoothedMain: Float = 0
+    private var smoothedShadow: Float = 0
+    private var shadowBetter = 0
+    private var shadowWorse = 0
+    private var diverging = 0
+    private var lastCopy = -100_000
+    private var nonlinearHold = 0
+    private var previousCaptureEnergy: Float = 0
+    /// Smoothed capture and output energy over render-active blocks (ERLE).
+    private(set) var erleIn: Float = 0
+    private(set) var erleOut: Float = 0
+    private(set) var doubleTalk = false
+    private(set) var counters = CoreCounters()
+    /// Gain for the band above 8 kHz (48 kHz mode), from the top of this band.
+    private(set) var upperBandGain: Float = 1
+
+    init(mainPartitions: Int, shadowPartitions: Int) {
+        self.mainPartitions = mainPartitions
+        self.shadowPartitions = min(shadowPartitions, mainPartitions)
+        fft = RealFFT(size: Block.fft)
+        renderRing = FloatBuffer(count: Self.renderRingSize)
+        spectra = SpectraRing(capacity: mainPartitions)
+        main = PartitionedFilter(partitions: mainPartitions)
+        shadow = PartitionedFilter(partitions: self.shadowPartitions)
+        for n in 0..<Block.fft {
+            window[n] = Float(DSPMath.sin(DSPMath.pi * (Double(n) + 0.5) / Double(Block.fft)))
+        }
+    }
+
+    /// Estimated delay in 16 kHz samples, nil before the first lock.
+    var estimatedDelay: Int? { delayEstimator.delay }
+
+    /// Appends render samples (16 kHz).
+    mutating func pushRender(_ x: UnsafePointer<Float>, count: Int) {
+        let mask = Self.renderRingSize - 1
+        var clipped = 0
+        for i in 0..<count {
+            let v = x[i]
+            if abs(v) >= 0.999 { clipped &+= 1 }
+            renderRing[(renderWritten &+ i) & mask] = v
+        }
+        if clipped > 0 {
+            counters.clippedRender &+= clipped
+            nonlinearHold = 500
+        }
+        renderWritten &+= count
+        delayEstimator.pushRender(x, count: count)
+    }
+
+    /// Copies render samples [start, start + count) into `out`, zeros where not (or no longer) available.
+    private func readRender(from start: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
+        let mask = Self.renderRingSize - 1
+        let oldest = renderWritten - Self.renderRingSize
+        for i in 0..<count {
+            let idx = start &+ i
+            out[i] = (idx >= 0 && idx < renderWritten && idx >= oldest) ? renderRing[idx & mask] : 0
+        }
+    }
+
+    /// Render spectrum of the block that ends `age` blocks before the current aligned block, into `slot`.
+    private func computeSpectrum(age: Int, slot: Int) {
+        let end = Block.size * (block + 1 - alignment - age)
+        readRender(from: end - Block.fft, count: Block.fft, into: time.base)
+        let o = slot * Block.padded
+        fft.forward(time.base, real: spectra.re.base + o, imaginary: spectra.im.base + o)
+        spectra.updatePower(slot: o / Block.padded)
+    }
+
+    /// Chooses the bulk delay from the delay estimate; moves the filters with it.
+    private mutating func updateAlignment() -> Bool {
+        guard let d = delayEstimator.delay else { return false }
+        let position = d - Block.size * alignment
+        guard position < Block.size || position > 6 * Block.size else { return false }
+        let target = max(0, (d - Self.preDelay) / Block.size)
+        guard target != alignment else { return false }
+        let peak = main.peak()
+        let filterDelay = (alignment + peak.partition) * Block.size + Block.size / 2
+        let known = peak.total > 1e-6
+        let agrees = abs(filterDelay - d) <= 3 * Block.size
+        let linearWorks = smoothedMain < 0.1 * smoothedCapture
+        if known && !agrees && linearWorks {
+            return false  // the filter cancels well where it is: trust it over the estimator
+        }
+        let shift: Int
+        if known && !agrees {
+            shift = peak.partition - (d / Block.size - target)   // move the response to the new delay
+        } else {
+            shift = target - alignment                           // keep the response where it is in time
+        }
+        main.shift(by: shift)
+        shadow.shift(by: shift)
+        alignment = target
+        counters.alignmentChanges &+= 1
+        return true
+    }
+
+    /// Processes one 64-sample capture block; writes 64 output samples (for the previous block's time).
+    mutating func process(_ y: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        let n = Block.size
+        counters.blocks &+= 1
+        var clipped = false
+        var energyY: Float = 0
+        for i in 0..<n {
+            let v = y[i]
+            if abs(v) >= 0.999 { clipped = true; counters.clippedCapture &+= 1 }
+            energyY += v * v
+        }
+        if nonlinearHold > 0 { nonlinearHold -= 1 }
+        delayEstimator.pushCapture(y, count: n)
+
+        // Render spectra at the current alignment.
+        let realigned = updateAlignment()
+        let newest = spectra.advance()
+        if realigned {
+            for age in 0..<spectra.capacity { computeSpectrum(age: age, slot: spectra.slot(age: age)) }
+        } else {
+            computeSpectrum(age: 0, slot: newest)
+        }
+        if Block.size * (block + 1 - alignment) > renderWritten { counters.renderStarved &+= 1 }
+        spectra.powerSum(count: mainPartitions, into: sumMain.base)
+        spectra.powerSum(count: shadowPartitions, into: sumShadow.base)
+        var renderLevel: Float = 0
+        for k in 0..<Block.bins { renderLevel += sumShadow[k] }
+        renderLevel /= Float(Block.fft * Block.fft * shadowPartitions / 2)   // ~ mean square per sample
+        let renderActive = renderLevel > 1e-8
+
+        // Both filters.
+        main.filter(spectra, yr: mainRe.base, yi: mainIm.base, model: model.base)
+        shadow.filter(spectra, yr: shadowRe.base, yi: shadowIm.base)
+        fft.inverse(real: mainRe.base, imaginary: mainIm.base, output: time.base)
+        var energyMain: Float = 0
+        for i in 0..<n {
+            let e = y[i] - time[n + i]
+            errorMain[i] = e
+            energyMain += e * e
+        }
+        fft.inverse(real: shadowRe.base, imaginary: shadowIm.base, output: time.base)
+        var energyShadow: Float = 0
+        for i in 0..<n {
+            let e = y[i] - time[n + i]
+            errorShadow[i] = e
+            energyShadow += e * e
+        }
+        if !energyMain.isFinite || !energyShadow.isFinite {
+            main.reset(); shadow.reset()
+            counters.divergenceResets &+= 1
+            for i in 0..<n { errorMain[i] = y[i]; errorShadow[i] = y[i] }
+            energyMain = energyY; energyShadow = energyY
+            smoothedMain = smoothedCapture; smoothedShadow = smoothedCapture
+        }
+        let a: Float = 0.15
+        smoothedCapture += a * (energyY - smoothedCapture)
+        smoothedMain += a * (energyMain - smoothedMain)
+        smoothedShadow += a * (energyShadow - smoothedShadow)
+
+        // Main/shadow supervision.
+        if renderActive {
+            if smoothedShadow < 0.5 * smoothedMain && smoothedShadow < 0.7 * smoothedCapture {
+                shadowBetter += 1
+            } else {
+                shadowBetter = 0
+            }
+            if shadowBetter >= 3 {
+                main.copy(from: shadow, partitions: shadowPartitions)
+                if block - lastCopy > 250 { main.clear(from: shadowPartitions) }
+                lastCopy = block
+                errorMain.base.update(from: errorShadow.base, count: n)
+                mainRe.base.update(from: shadowRe.base, count: Block.padded)
+                mainIm.base.update(from: shadowIm.base, count: Block.padded)
+                energyMain = energyShadow
+                smoothedMain = smoothedShadow
+                shadowBetter = 0
+                counters.shadowCopies &+= 1
+            }
+            if smoothedShadow > 4 * smoothedMain && smoothedMain < smoothedCapture {
+                shadowWorse += 1
+            } else {
+                shadowWorse = 0
+            }
+            if shadowWorse >= 12 {
+                shadow.copy(from: main, partitions: shadowPartitions)
+                smoothedShadow = smoothedMain
+                shadowWorse = 0
+                counters.shadowResets &+= 1
+            }
+            if smoothedMain > 4 * smoothedCapture {
+                diverging += 1
+            } else {
+                diverging = 0
+            }
+            if diverging >= 50 {
+                main.reset()
+                smoothedMain = smoothedCapture
+                diverging = 0
+                counters.divergenceResets &+= 1
+            }
+        }
+
+        // Linear output: the main filter's error, unless it is adding echo (then the microphone itself).
+        let useCapture = smoothedMain > 1.5 * smoothedCapture
+        let linear = useCapture ? UnsafePointer(y) : UnsafePointer(errorMain.base)
+
+        // Suppressor analysis: windowed capture and linear output.
+        for i in 0..<n {
+            time[i] = previousCapture[i] * window[i]
+            time[n + i] = y[i] * window[n + i]
+        }
+        fft.forward(time.base, real: captureRe.base, imaginary: captureIm.base)
+        for i in 0..<n {
+            time[i] = previousLinear[i] * window[i]
+            time[n + i] = linear[i] * window[n + i]
+        }
+        fft.forward(time.base, real: linearRe.base, imaginary: linearIm.base)
+        var sumY: Float = 0, sumEcho: Float = 0
+        for v in 0..<Block.vectors {
+            let o = v * 8
+            let cr = load8(captureRe.base, o), ci = load8(captureIm.base, o)
+            let lr = load8(linearRe.base, o), li = load8(linearIm.base, o)
+            let y2 = cr * cr + ci * ci
+            store8(capturePower.base, o, y2)
+            store8(linearPower.base, o, lr * lr + li * li)
+            var lin = SIMD8<Float>()
+            if !useCapture {
+                let dr = cr - lr, di = ci - li
+                lin = dr * dr + di * di
+            }
+            let pe = pointwiseMax(lin, 0.5 * load8(model.base, o))
+            store8(echoPower.base, o, pe)
+            sumY += y2.sum()
+            sumEcho += pe.sum()
+        }
+        let mismatch = renderActive && (useCapture || smoothedMain > 0.5 * smoothedCapture) && sumEcho > 0.3 * sumY
+        suppressor.process(SuppressorInput(
+            capture: capturePower.base, outputRe: linearRe.base, outputIm: linearIm.base, echo: echoPower.base,
+            mismatch: mismatch, renderActive: renderActive, nonlinear: nonlinearHold > 0 || clipped))
+        upperBandGain = suppressor.meanGain(from: 40, to: Block.bins)
+
+        // Adaptation.
+        if renderActive && !clipped {
+            // Main: step = residual echo / error power per bin (small in double talk, large after a change).
+            for i in 0..<n { time[i] = 0; time[n + i] = errorMain[i] }
+            fft.forward(time.base, real: gradRe.base, imaginary: gradIm.base)
+            let deltaMain = SIMD8<Float>(repeating: 1e-7 * Float(Block.fft * Block.fft / 2 * mainPartitions))
+            let muMax = SIMD8<Float>(repeating: 1.0)
+            for v in 0..<Block.vectors {
+                let o = v * 8
+                let res = load8(suppressor.residual.base, o)
+                let err = load8(suppressor.smoothedOutput.base, o)
+                let lp = load8(linearPower.base, o)
+                let mu = pointwiseMin(res / (pointwiseMax(err, lp) + 1e-12), muMax)
+                let g = mu / (load8(sumMain.base, o) + deltaMain)
+                store8(gradRe.base, o, load8(gradRe.base, o) * g)
+                store8(gradIm.base, o, load8(gradIm.base, o) * g)
+            }
+            main.adapt(spectra, gr: gradRe.base, gi: gradIm.base)
+            main.constrain(count: 2, fft: fft, scratch: time.base)
+
+            // Shadow: fixed, fast normalised step.
+            for i in 0..<n { time[i] = 0; time[n + i] = errorShadow[i] }
+            fft.forward(time.base, real: gradRe.base, imaginary: gradIm.base)
+            let deltaShadow = SIMD8<Float>(repeating: 1e-7 * Float(Block.fft * Block.fft / 2 * shadowPartitions))
+            let muShadow = SIMD8<Float>(repeating: 0.8)
+            for v in 0..<Block.vectors {
+                let o = v * 8
+                let g = muShadow / (load8(sumShadow.base, o) + deltaShadow)
+                store8(gradRe.base, o, load8(gradRe.base, o) * g)
+                store8(gradIm.base, o, load8(gradIm.base, o) * g)
+            }
+            shadow.adapt(spectra, gr: gradRe.base, gi: gradIm.base)
+            shadow.constrain(count: 2, fft: fft, scratch: time.base)
+        }
+
+        // Synthesis: overlap-add of the suppressed frame.
+        fft.inverse(real: linearRe.base, imaginary: linearIm.base, output: time.base)
+        var energyOut: Float = 0
+        for i in 0..<n {
+            let v = overlap[i] + time[i] * window[i]
+            out[i] = v
+            energyOut += v * v
+            overlap[i] = time[n + i] * window[n + i]
+        }
+        previousCapture.base.update(from: y, count: n)
+        previousLinear.base.update(from: linear, count: n)
+
+        // Statistics.
+        if renderActive {
+            erleIn += 0.02 * (previousCaptureEnergy - erleIn)
+            erleOut += 0.02 * (energyOut - erleOut)
+        }
+        previousCaptureEnergy = energyY
+        doubleTalk = renderActive && suppressor.echoEnergy > 4 * suppressor.noiseEnergy
+            && suppressor.nearEnergy > 2 * suppressor.noiseEnergy
+        if doubleTalk { counters.doubleTalkBlocks &+= 1 }
+        block &+= 1
+    }
+}

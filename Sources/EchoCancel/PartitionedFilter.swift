@@ -1,0 +1,231 @@
+// The partitioned-block frequency-domain adaptive filter (overlap-save, 64-sample blocks, 128-point FFT)
+// and the ring of render spectra it runs on. Spectra are in split format, 65 bins padded to 72 so that
+// every bin loop is nine SIMD8 operations; the padding stays zero.
+
+/// Block geometry shared by the 16 kHz core.
+enum Block {
+    /// Samples per block.
+    static let size = 64
+    /// FFT size.
+    static let fft = 128
+    /// Bins 0 ... 64.
+    static let bins = 65
+    /// Bins rounded up to a multiple of 8.
+    static let padded = 72
+    /// SIMD8 vectors per spectrum.
+    static let vectors = 9
+}
+
+/// The last `capacity` render spectra (newest first when read through `slot(age:)`) and their powers.
+struct SpectraRing: ~Copyable {
+    let capacity: Int
+    let re: FloatBuffer
+    let im: FloatBuffer
+    let power: FloatBuffer
+    /// Slot of the newest spectrum.
+    private(set) var head = 0
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        re = FloatBuffer(count: capacity * Block.padded)
+        im = FloatBuffer(count: capacity * Block.padded)
+        power = FloatBuffer(count: capacity * Block.padded)
+    }
+
+    /// Slot index of the spectrum `age` blocks old.
+    @inline(__always)
+    func slot(age: Int) -> Int {
+        let s = head - age
+        return s < 0 ? s + capacity : s
+    }
+
+    /// Makes room for a new newest spectrum and returns its slot.
+    mutating func advance() -> Int {
+        head = head + 1 == capacity ? 0 : head + 1
+        return head
+    }
+
+    /// Computes |X|^2 of a slot.
+    func updatePower(slot: Int) {
+        let o = slot * Block.padded
+        for v in 0..<Block.vectors {
+            let i = o + v * 8
+            let r = load8(re.base, i), m = load8(im.base, i)
+            store8(power.base, i, r * r + m * m)
+        }
+    }
+
+    func clear() { re.zero(); im.zero(); power.zero() }
+
+    /// Sum of the powers of the newest `count` spectra into `out` (72 bins).
+    func powerSum(count: Int, into out: UnsafeMutablePointer<Float>) {
+        for v in 0..<Block.vectors {
+            var acc = SIMD8<Float>()
+            var s = head
+            for _ in 0..<count {
+                acc += load8(power.base, s * Block.padded + v * 8)
+                s = s == 0 ? capacity - 1 : s - 1
+            }
+            store8(out, v * 8, acc)
+        }
+    }
+}
+
+/// A partitioned frequency-domain adaptive filter: `partitions` blocks of 64 taps each.
+struct PartitionedFilter: ~Copyable {
+    let partitions: Int
+    let re: FloatBuffer
+    let im: FloatBuffer
+    private var constrainNext = 0
+
+    init(partitions: Int) {
+        self.partitions = partitions
+        re = FloatBuffer(count: partitions * Block.padded)
+        im = FloatBuffer(count: partitions * Block.padded)
+    }
+
+    func reset() { re.zero(); im.zero() }
+
+    /// Echo estimate Y = sum_p H_p X_{t-p} into (yr, yi).
+    func filter(_ x: borrowing SpectraRing, yr: UnsafeMutablePointer<Float>, yi: UnsafeMutablePointer<Float>) {
+        let cap = x.capacity
+        for v in 0..<Block.vectors {
+            let off = v * 8
+            var ar = SIMD8<Float>(), ai = SIMD8<Float>()
+            var s = x.head
+            var h = off
+            for _ in 0..<partitions {
+                let xo = s * Block.padded + off
+                let xr = load8(x.re.base, xo), xi = load8(x.im.base, xo)
+                let hr = load8(re.base, h), hi = load8(im.base, h)
+                ar += xr * hr - xi * hi
+                ai += xr * hi + xi * hr
+                s = s == 0 ? cap - 1 : s - 1
+                h &+= Block.padded
+            }
+            store8(yr, off, ar)
+            store8(yi, off, ai)
+        }
+    }
+
+    /// Like `filter`, and also the power-domain echo model sum_p |H_p|^2 |X_{t-p}|^2 into `model`.
+    func filter(_ x: borrowing SpectraRing, yr: UnsafeMutablePointer<Float>, yi: UnsafeMutablePointer<Float>,
+                model: UnsafeMutablePointer<Float>) {
+        let cap = x.capacity
+        for v in 0..<Block.vectors {
+            let off = v * 8
+            var ar = SIMD8<Float>(), ai = SIMD8<Float>(), am = SIMD8<Float>()
+            var s = x.head
+            var h = off
+            for _ in 0..<partitions {
+                let xo = s * Block.padded + off
+                let xr = load8(x.re.base, xo), xi = load8(x.im.base, xo)
+                let hr = load8(re.base, h), hi = load8(im.base, h)
+                ar += xr * hr - xi * hi
+                ai += xr * hi + xi * hr
+                am += (hr * hr + hi * hi) * load8(x.power.base, xo)
+                s = s == 0 ? cap - 1 : s - 1
+                h &+= Block.padded
+            }
+            store8(yr, off, ar)
+            store8(yi, off, ai)
+            store8(model, off, am)
+        }
+    }
+
+    /// H_p += conj(X_{t-p}) G for every partition (G already holds step size and normalisation).
+    func adapt(_ x: borrowing SpectraRing, gr: UnsafeMutablePointer<Float>, gi: UnsafeMutablePointer<Float>) {
+        let cap = x.capacity
+        var s = x.head
+        for p in 0..<partitions {
+            let xo = s * Block.padded
+            let ho = p * Block.padded
+            for v in 0..<Block.vectors {
+                let o = v * 8
+                let xr = load8(x.re.base, xo + o), xi = load8(x.im.base, xo + o)
+                let g_r = load8(gr, o), g_i = load8(gi, o)
+                store8(re.base, ho + o, load8(re.base, ho + o) + xr * g_r + xi * g_i)
+                store8(im.base, ho + o, load8(im.base, ho + o) + xr * g_i - xi * g_r)
+            }
+            s = s == 0 ? cap - 1 : s - 1
+        }
+    }
+
+    /// Gradient constraint for `count` partitions, round robin: keeps each partition's impulse response
+    /// within its first 64 taps (what makes the block convolution linear rather than circular).
+    mutating func constrain(count: Int, fft: borrowing RealFFT, scratch: UnsafeMutablePointer<Float>) {
+        for _ in 0..<min(count, partitions) {
+            let p = constrainNext
+            constrainNext = constrainNext + 1 == partitions ? 0 : constrainNext + 1
+            let o = p * Block.padded
+            fft.inverse(real: re.base + o, imaginary: im.base + o, output: scratch)
+            (scratch + Block.size).update(repeating: 0, count: Block.size)
+            fft.forward(scratch, real: re.base + o, imaginary: im.base + o)
+        }
+    }
+
+    /// Moves partition p + shift to p (shift > 0: the response moves earlier); vacated partitions are zero.
+    func shift(by shift: Int) {
+        guard shift != 0 else { return }
+        let n = partitions * Block.padded
+        let k = abs(shift) * Block.padded
+        if k >= n { reset(); return }
+        func move(_ buf: UnsafeMutablePointer<Float>) {
+            if shift > 0 {
+                buf.update(from: buf + k, count: n - k)
+                (buf + n - k).update(repeating: 0, count: k)
+            } else {
+                (buf + k).update(from: buf, count: n - k)   // overlapping: moves backwards safely
+                buf.update(repeating: 0, count: k)
+            }
+        }
+        move(re.base)
+        move(im.base)
+    }
+
+    /// Copies the first `count` partitions of `other`.
+    func copy(from other: borrowing PartitionedFilter, partitions count: Int) {
+        let n = min(count, partitions, other.partitions) * Block.padded
+        re.base.update(from: other.re.base, count: n)
+        im.base.update(from: other.im.base, count: n)
+    }
+
+    /// Zeroes partitions from `start` on.
+    func clear(from start: Int) {
+        guard start < partitions else { return }
+        let o = start * Block.padded, n = (partitions - start) * Block.padded
+        (re.base + o).update(repeating: 0, count: n)
+        (im.base + o).update(repeating: 0, count: n)
+    }
+
+    /// The partition with the most energy and the total energy.
+    func peak() -> (partition: Int, energy: Float, total: Float) {
+        var best = 0
+        var bestEnergy: Float = 0
+        var total: Float = 0
+        for p in 0..<partitions {
+            var acc = SIMD8<Float>()
+            let o = p * Block.padded
+            for v in 0..<Block.vectors {
+                let r = load8(re.base, o + v * 8), i = load8(im.base, o + v * 8)
+                acc += r * r + i * i
+            }
+            let e = acc.sum()
+            total += e
+            if e > bestEnergy { bestEnergy = e; best = p }
+        }
+        return (best, bestEnergy, total)
+    }
+
+    /// True when every coefficient is finite.
+    func isFinite() -> Bool {
+        var acc = SIMD8<Float>()
+        let n = partitions * Block.padded
+        var i = 0
+        while i < n {
+            acc += load8(re.base, i) * 0 + load8(im.base, i) * 0
+            i &+= 8
+        }
+        return acc.sum() == 0
+    }
+}
