@@ -78,7 +78,7 @@ let package = Package(
         .testTarget(name: "BoxConfigTests", dependencies: ["BoxConfig"], swiftSettings: strict),
         .testTarget(name: "EchoCancelTests", dependencies: ["EchoCancel"], swiftSettings: strict),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "CV4L2", "CGpiod", "CAlsa"], swiftSettings: strict),
-        .testTarget(name: "MediaTests", dependencies: ["Media", "COpus", "CAllocationCounter"], swiftSettings: strict),
+        .testTarget(name: "MediaTests", dependencies: ["Media", "Devices", "BoxConfig", "COpus", "CAllocationCounter"], swiftSettings: strict),
         .testTarget(name: "BoxTests", dependencies: ["Box", "BoxConfig", "Devices"], swiftSettings: strict),
         .testTarget(name: "ClassboxCLITests", dependencies: ["BoxConfig"], swiftSettings: strict),
         .testTarget(name: "ArchitectureTests", swiftSettings: strict),

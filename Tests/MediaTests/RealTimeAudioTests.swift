@@ -2,6 +2,7 @@ import CAllocationCounter
 import Foundation
 import Testing
 @testable import Media
+@testable import Devices
 
 /// Counts the allocations `body` makes on this thread.
 func allocations(_ body: () -> Void) -> Int {

@@ -101,7 +101,8 @@ private struct SoundPath {
     private var history: [Float]
     private var mask: Int
     private var position = 0
-    private var taps: [(delay: Int, gain: Float)] = []
+    private var tapDelays: [Int] = []
+    private var tapGains: [Float] = []
     private var reverb: FeedbackDelayNetwork
     private let reverbDelay: Int
     private let reverbGain: Float
@@ -111,7 +112,7 @@ private struct SoundPath {
         let soundSpeed = 343.0
         let direct = pow10(gainDb / 20) / max(distance, 0.05)
         let directDelay = Int(((bulkDelay + distance / soundSpeed) * fs).rounded())
-        taps.append((directDelay, Float(direct)))
+        var taps: [(delay: Int, gain: Float)] = [(directDelay, Float(direct))]
         // Six early reflections off walls, floor and ceiling: longer paths, lower level, random sign.
         for _ in 0..<6 {
             let extra = 1.0 + random.unit() * 9.0  // 1-10 m longer than the direct path
@@ -119,6 +120,8 @@ private struct SoundPath {
             let gain = pow10(gainDb / 20) / path * (0.55 + 0.3 * random.unit()) * (random.unit() < 0.5 ? -1 : 1)
             taps.append((directDelay + Int((extra / soundSpeed * fs).rounded()), Float(gain)))
         }
+        tapDelays = taps.map(\.delay)
+        tapGains = taps.map(\.gain)
         reverbDelay = directDelay + Int(0.012 * fs)
         let maxDelay = taps.map(\.delay).max()! + 1
         var size = 1
@@ -142,7 +145,7 @@ private struct SoundPath {
     mutating func process(_ x: Float) -> Float {
         history[position] = x
         var y: Float = 0
-        for tap in taps { y += tap.gain * history[(position &- tap.delay) & mask] }
+        for k in 0..<tapDelays.count { y += tapGains[k] * history[(position &- tapDelays[k]) & mask] }
         y += reverbGain * reverb.process(history[(position &- reverbDelay) & mask])
         position = (position &+ 1) & mask
         return y
@@ -190,26 +193,44 @@ private struct FeedbackDelayNetwork {
 
     @inline(__always)
     mutating func process(_ x: Float) -> Float {
-        var s = SIMD8<Float>()
+        // Read and damp the eight line outputs.
+        var h0: Float = 0, h1: Float = 0, h2: Float = 0, h3: Float = 0, h4: Float = 0, h5: Float = 0, h6: Float = 0, h7: Float = 0
+        var output: Float = 0
         for i in 0..<8 {
             let out = lines[i][positions[i]]
-            damping[i] = out + dampingCoefficient * (damping[i] - out)
-            s[i] = damping[i]
+            let d = out + dampingCoefficient * (damping[i] - out)
+            damping[i] = d
+            output += signs[i] * d
+            switch i {
+            case 0: h0 = d
+            case 1: h1 = d
+            case 2: h2 = d
+            case 3: h3 = d
+            case 4: h4 = d
+            case 5: h5 = d
+            case 6: h6 = d
+            default: h7 = d
+            }
         }
-        let output = (s * SIMD8(signs[0], signs[1], signs[2], signs[3], signs[4], signs[5], signs[6], signs[7])).sum()
         // Fast Walsh-Hadamard transform of the eight outputs, normalised to stay lossless.
-        var h = s
-        var a = SIMD4<Float>(h[0], h[2], h[4], h[6]), b = SIMD4<Float>(h[1], h[3], h[5], h[7])
-        (a, b) = (a + b, a - b)
-        h = SIMD8(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3])
-        a = SIMD4(h[0], h[1], h[4], h[5]); b = SIMD4(h[2], h[3], h[6], h[7])
-        (a, b) = (a + b, a - b)
-        h = SIMD8(a[0], a[1], b[0], b[1], a[2], a[3], b[2], b[3])
-        let lo = h.lowHalf, hi = h.highHalf
-        h = SIMD8(lowHalf: lo + hi, highHalf: lo - hi)
-        h *= 1 / Float(8).squareRoot()
+        (h0, h1) = (h0 + h1, h0 - h1); (h2, h3) = (h2 + h3, h2 - h3); (h4, h5) = (h4 + h5, h4 - h5); (h6, h7) = (h6 + h7, h6 - h7)
+        (h0, h2) = (h0 + h2, h0 - h2); (h1, h3) = (h1 + h3, h1 - h3); (h4, h6) = (h4 + h6, h4 - h6); (h5, h7) = (h5 + h7, h5 - h7)
+        (h0, h4) = (h0 + h4, h0 - h4); (h1, h5) = (h1 + h5, h1 - h5); (h2, h6) = (h2 + h6, h2 - h6); (h3, h7) = (h3 + h7, h3 - h7)
+        let norm: Float = 0.35355339  // 1/sqrt(8)
+        let mixed = (h0, h1, h2, h3, h4, h5, h6, h7)
         for i in 0..<8 {
-            lines[i][positions[i]] = feedback[i] * h[i] + x
+            let v: Float
+            switch i {
+            case 0: v = mixed.0
+            case 1: v = mixed.1
+            case 2: v = mixed.2
+            case 3: v = mixed.3
+            case 4: v = mixed.4
+            case 5: v = mixed.5
+            case 6: v = mixed.6
+            default: v = mixed.7
+            }
+            lines[i][positions[i]] = feedback[i] * norm * v + x
             positions[i] += 1
             if positions[i] == lines[i].count { positions[i] = 0 }
         }
