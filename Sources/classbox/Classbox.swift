@@ -123,10 +123,12 @@ struct AEC: ParsableCommand {
 }
 
 struct Devices: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List sound cards, cameras and GPIO chips with what each supports.")
-    @OptionGroup var options: GlobalOptions
+    static let configuration = CommandConfiguration(abstract: "List sound cards (with rates, formats, channels), cameras and GPIO chips.")
     @Flag(help: "Print the list as JSON.") var json = false
-    func run() throws { throw notYetAvailable("devices", "device listing") }
+    func run() throws {
+        let inventory = DeviceInventory.current()
+        if json { try printJSON(inventory) } else { print(inventory.text) }
+    }
 }
 
 struct Provision: ParsableCommand {

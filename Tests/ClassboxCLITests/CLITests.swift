@@ -101,7 +101,7 @@ struct CLITests {
     }
 
     @Test("features of later releases say so and exit 2", arguments: [
-        ["diagnose"], ["devices"], ["provision"], ["aec", "--far", "a.wav", "--mic", "b.wav", "--out", "c.wav"],
+        ["diagnose"], ["provision"],
     ])
     func notYetAvailable(arguments: [String]) throws {
         let r = try classbox(arguments)
@@ -127,6 +127,22 @@ struct CLITests {
         let devices = object?["devices"] as? [String: Any]
         #expect((devices?["alsa"] as? String)?.isEmpty == false)
         #expect([1, 2].contains(devices?["gpiodAPI"] as? Int ?? 0))
+    }
+
+    @Test("aec with a missing input exits 2 and names the file")
+    func aecMissingInput() throws {
+        let r = try classbox(["aec", "--far", "/nonexistent/far.wav", "--mic", "/nonexistent/mic.wav", "--out", "/tmp/out.wav"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("/nonexistent/"), "\(r.stderr)")
+    }
+
+    @Test("devices lists sound cards (none on a machine without sound drivers), as JSON too")
+    func devices() throws {
+        let text = try classbox(["devices"])
+        #expect(text.status == 0 && text.stdout.hasPrefix("Sound cards (ALSA):"))
+        let json = try classbox(["devices", "--json"])
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect(json.status == 0 && object?["soundCards"] is [Any])
     }
 
     @Test("boards are listed from the repository's Board directory")
