@@ -14,6 +14,10 @@ public final class AudioCounters: Sendable {
     public let captureReopens = Atomic<Int>(0)
     /// Times a vanished playback device was reopened.
     public let playbackReopens = Atomic<Int>(0)
+    /// True while the capture device is gone and being retried.
+    public let captureGone = Atomic<Bool>(false)
+    /// True while the playback device is gone and being retried.
+    public let playbackGone = Atomic<Bool>(false)
     /// Capture device errors other than xruns (after which the cycle was abandoned).
     public let captureErrors = Atomic<Int>(0)
     /// Playback device errors other than xruns.
@@ -58,6 +62,7 @@ public final class AudioCounters: Sendable {
             captureXruns: captureXruns.load(ordering: .relaxed), playbackXruns: playbackXruns.load(ordering: .relaxed),
             captureReopens: captureReopens.load(ordering: .relaxed), playbackReopens: playbackReopens.load(ordering: .relaxed),
             captureErrors: captureErrors.load(ordering: .relaxed), playbackErrors: playbackErrors.load(ordering: .relaxed),
+            captureGone: captureGone.load(ordering: .relaxed), playbackGone: playbackGone.load(ordering: .relaxed),
             playbackStarvedFrames: playbackStarvedFrames.load(ordering: .relaxed),
             renderStarvedFrames: renderStarvedFrames.load(ordering: .relaxed),
             outputDroppedFrames: outputDroppedFrames.load(ordering: .relaxed),
@@ -74,6 +79,8 @@ public final class AudioCounters: Sendable {
 public struct AudioCounterSnapshot: Sendable, Equatable, Codable {
     /// Xruns, reopens and other errors per direction (see `AudioCounters`).
     public var captureXruns, playbackXruns, captureReopens, playbackReopens, captureErrors, playbackErrors: Int
+    /// Whether each device is gone right now (being retried).
+    public var captureGone, playbackGone: Bool
     /// Frames of silence played, frames processed without reference, frames dropped, frames processed.
     public var playbackStarvedFrames, renderStarvedFrames, outputDroppedFrames, processedFrames: Int
     /// Capture vs playback drift in ppm, nil until measured.

@@ -79,6 +79,8 @@ public final class AudioEngine<Processor: CaptureProcessor>: @unchecked Sendable
     public private(set) var realtime = false
     /// Whether memory could be locked (known after `start`).
     public private(set) var memoryLocked = false
+    /// Samples by which the processor's microphone frames lag the device's (the resampler's latency).
+    public var captureLatencySamples: Int { resampler.latency }
 
     /// An engine over two open ports with the same rate.
     public init(capture: any AudioPort, playback: any AudioPort, processor: Processor, configuration: Configuration) {
@@ -119,21 +121,58 @@ public final class AudioEngine<Processor: CaptureProcessor>: @unchecked Sendable
 
     // MARK: Running
 
-    /// Starts the playback and capture threads.
-    public func start() {
+    /// Opens a device again after it vanished (a USB speakerphone unplugged and plugged back); returns
+    /// nil while it is still missing. Called from the direction's own thread, which has no audio to
+    /// move meanwhile; the other direction keeps running.
+    public typealias Reopen = @Sendable (PCMStream) -> (any AudioPort)?
+
+    /// Starts the playback and capture threads; a vanished device is retried every `reopenInterval`
+    /// seconds with `reopen` (without it, that direction stops).
+    public func start(reopen: Reopen? = nil, reopenInterval: Double = 1.0) {
         guard !running.load(ordering: .relaxed) else { return }
         memoryLocked = RealtimeThread.lockMemory()
         running.store(true, ordering: .releasing)
         _ = capturePort.start()
         let priority = configuration.realtimePriority
         let playbackThread = RealtimeThread(name: "classbox-play", priority: priority) { [unowned self] in
-            while running.load(ordering: .relaxed) { if !playbackCycle() { break } }
+            runDirection(.playback, reopen: reopen, interval: reopenInterval)
         }
         let captureThread = RealtimeThread(name: "classbox-capture", priority: priority) { [unowned self] in
-            while running.load(ordering: .relaxed) { if !captureCycle() { break } }
+            runDirection(.capture, reopen: reopen, interval: reopenInterval)
         }
         threads = [playbackThread, captureThread]
         realtime = threads.allSatisfy(\.isRealtime)
+    }
+
+    /// One direction's thread: cycles while the device works; when it is gone, retries `reopen`.
+    private func runDirection(_ stream: PCMStream, reopen: Reopen?, interval: Double) {
+        while running.load(ordering: .relaxed) {
+            let alive = stream == .capture ? captureCycle() : playbackCycle()
+            if alive { continue }
+            guard let reopen else { return }
+            if stream == .capture { counters.captureGone.store(true, ordering: .relaxed) } else {
+                counters.playbackGone.store(true, ordering: .relaxed)
+            }
+            var replacement: (any AudioPort)? = nil
+            while running.load(ordering: .relaxed) && replacement == nil {
+                usleep(UInt32(interval * 1_000_000))
+                replacement = reopen(stream)
+            }
+            guard let port = replacement else { return }
+            if stream == .capture {
+                capturePort = port
+                drift.capture.reset()
+                capturedFrames = 0
+                _ = port.start()
+                counters.captureReopens.add(1, ordering: .relaxed)
+                counters.captureGone.store(false, ordering: .relaxed)
+            } else {
+                playbackPort = port
+                playedFrames = 0
+                counters.playbackReopens.add(1, ordering: .relaxed)
+                counters.playbackGone.store(false, ordering: .relaxed)
+            }
+        }
     }
 
     /// Stops the threads and waits for them.

@@ -58,6 +58,9 @@ public struct AdaptiveResampler {
         position = Double(half - 1)
     }
 
+    /// Samples by which the output lags the input (half the filter, less one).
+    public var latency: Int { taps / 2 - 1 }
+
     /// Input samples the resampler holds and has not yet passed.
     public var buffered: Int { filled - Int(position) }
 
