@@ -47,44 +47,41 @@ public struct SimLesson {
         let frame = rate / 100
         let frames = (max(lesson.count, pupil.count) + frame - 1) / frame
         let total = frames * frame
-        var speaker = lesson + [Float](repeating: 0, count: total - lesson.count)
-        var voice = pupil + [Float](repeating: 0, count: total - pupil.count)
-        var mic = [Float](repeating: 0, count: total)
-        var processed = [Float](repeating: 0, count: total)
-        var echo = [Float](repeating: 0, count: total)
-        var pupilAtMic = [Float](repeating: 0, count: total)
-        var simulated = SimulatedRoom(spec: room, sampleRate: rate)
+        // The classroom is driven by the box's own audio engine, one 10 ms period at a time and as fast
+        // as the machine goes: loudspeaker and microphone are the sim board's ports, and the processor
+        // runs exactly where it runs on a real box.
+        let classroom = SimulatedClassroom(spec: room, rate: rate, periodFrames: frame, pupil: pupil, recordFrames: total + frame)
+        let recorder = RecordingProcessor(wrapping: processor, capacity: total + frame)
+        let engine = AudioEngine(capture: classroom.capture, playback: classroom.playback, processor: recorder,
+                                 configuration: .init(rate: rate, micChannels: board.audio.micChannels))
         logger.info("simulated lesson starts", metadata: [
             "seconds": "\(Double(total) / Double(rate))", "processor": "\(processor.name)", "rate": "\(rate)",
         ])
 
         let clock = ContinuousClock()
         let started = clock.now
-        speaker.withUnsafeMutableBufferPointer { speakerBuffer in
-            voice.withUnsafeMutableBufferPointer { voiceBuffer in
-                mic.withUnsafeMutableBufferPointer { micBuffer in
-                    processed.withUnsafeMutableBufferPointer { outBuffer in
-                        echo.withUnsafeMutableBufferPointer { echoBuffer in
-                            pupilAtMic.withUnsafeMutableBufferPointer { pupilBuffer in
-                                for f in 0..<frames {
-                                    let range = f * frame..<(f + 1) * frame
-                                    let render = UnsafeBufferPointer(rebasing: speakerBuffer[range])
-                                    let micFrame = UnsafeMutableBufferPointer(rebasing: micBuffer[range])
-                                    simulated.process(
-                                        speaker: render, pupil: UnsafeBufferPointer(rebasing: voiceBuffer[range]), mic: micFrame,
-                                        components: .init(echo: UnsafeMutableBufferPointer(rebasing: echoBuffer[range]),
-                                                          pupil: UnsafeMutableBufferPointer(rebasing: pupilBuffer[range])))
-                                    processor.process(render: render, capture: UnsafeBufferPointer(micFrame),
-                                                      output: UnsafeMutableBufferPointer(rebasing: outBuffer[range]))
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+        var speakerFrame = [Float](repeating: 0, count: frame)
+        var sink = [Float](repeating: 0, count: frame)
+        for f in 0...frames {  // one extra period flushes the resampler's latency
+            for i in 0..<frame { speakerFrame[i] = f * frame + i < lesson.count ? lesson[f * frame + i] : 0 }
+            speakerFrame.withUnsafeBufferPointer { _ = engine.playbackSource.write($0) }
+            guard engine.step() else { throw SimLessonError(description: "the simulated classroom's devices failed") }
+            sink.withUnsafeMutableBufferPointer { _ = engine.output.read(into: $0) }
         }
         let elapsed = clock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        processor = engine.processor.inner
+        let recorded = engine.processor
+        // The resampler's look-ahead delays when a frame can be processed, not the signal: sample n the
+        // processor saw is sample n the room produced, so all signals line up as they are.
+        let count = min(total, recorded.count)
+        let speaker = Array(recorded.render[0..<count])
+        let mic = Array(recorded.capture[0..<count])
+        let processed = Array(recorded.output[0..<count])
+        let echo = Array(classroom.capture.recordedEcho[0..<count])
+        let pupilAtMic = Array(classroom.capture.recordedPupil[0..<count])
+        let counters = engine.counters.snapshot()
+        let simulated = (echoDelay: classroom.echoDelay, clippedSamples: classroom.capture.clippedSamples)
 
         let files: [(String, [Float])] = [
             ("speaker.wav", speaker), ("mic.wav", mic), ("processed.wav", processed),
@@ -105,7 +102,7 @@ public struct SimLesson {
             audioSeconds: Double(total) / Double(rate), processingSeconds: seconds,
             room: .init(rt60: room.rt60, speakerDistance: room.speakerDistance, pupilDistance: room.pupilDistance,
                         echoDelayMs: simulated.echoDelay * 1000),
-            analysis: analysis, micClippedSamples: simulated.clippedSamples, files: written,
+            analysis: analysis, micClippedSamples: simulated.clippedSamples, audio: counters, files: written,
             summaryPath: sim.outputDir + "/summary.md", jsonPath: sim.outputDir + "/summary.json")
         do {
             try report.markdown.write(toFile: report.summaryPath, atomically: true, encoding: .utf8)
@@ -163,6 +160,8 @@ public struct SimLessonReport: Sendable, Codable {
     public var analysis: LessonAnalysis
     /// Microphone samples clipped at full scale.
     public var micClippedSamples: Int
+    /// The audio engine's counters at the end of the lesson.
+    public var audio: AudioCounterSnapshot
     /// The WAV files written.
     public var files: [String]
     /// The one-page summary.
@@ -203,6 +202,9 @@ public struct SimLessonReport: Sendable, Codable {
         | loudspeaker (teacher) | \(level(a.speaker)) |
         | microphone | \(level(a.mic)), \(micClippedSamples) samples clipped |
         | sent to the network | \(level(a.processed)) |
+
+        Audio engine: \(audio.processedFrames) frames of 10 ms processed, \(audio.captureXruns + audio.playbackXruns) xruns, \
+        \(audio.renderStarvedFrames) frames without a loudspeaker reference.
 
         ## Who was talking, and what the box did with it
         | | |

@@ -20,11 +20,11 @@ struct PluginDevices {
             """)
     }
 
-    func ports(periodFrames: Int = 480) throws -> (any AudioPort, any AudioPort) {
+    func ports(periodFrames: Int = 480, bufferPeriods: Int = 4) throws -> (any AudioPort, any AudioPort) {
         let capture = try PCMDevice(name: "cap", stream: .capture, rates: [48000], channels: 1, formats: [.s16],
-                                    periodFrames: periodFrames, bufferPeriods: 3, config: config)
+                                    periodFrames: periodFrames, bufferPeriods: bufferPeriods, config: config)
         let playback = try PCMDevice(name: "play", stream: .playback, rates: [48000], channels: 2, formats: [.s16],
-                                     periodFrames: periodFrames, bufferPeriods: 3, config: config)
+                                     periodFrames: periodFrames, bufferPeriods: bufferPeriods, config: config)
         return (ClockedPort(ALSAPort(capture)), ClockedPort(ALSAPort(playback)))
     }
 
@@ -59,7 +59,7 @@ struct AudioEngineTests {
         let devices = try PluginDevices(input: signal + [Int16](repeating: 0, count: 96000))
         let (capture, playback) = try devices.ports()
         let engine = AudioEngine(capture: capture, playback: playback, processor: PassThroughProcessor(),
-                                 configuration: .init(rate: 48000, loopProcessedToPlayback: true))
+                                 configuration: .init(rate: 48000, realtimePriority: 20, loopProcessedToPlayback: true))
         engine.start()
         usleep(1_200_000)
         engine.stop()
@@ -91,14 +91,14 @@ struct AudioEngineTests {
         let devices = try PluginDevices(input: [Int16](repeating: 1000, count: 48000 * 3))
         let (capture, playback) = try devices.ports()
         let engine = AudioEngine(capture: capture, playback: playback, processor: StallingProcessor(stallAt: 20),
-                                 configuration: .init(rate: 48000))
+                                 configuration: .init(rate: 48000, realtimePriority: 20))
         engine.start()
         usleep(1_000_000)
         let before = engine.counters.snapshot().processedFrames
         usleep(300_000)
         engine.stop()
         let counters = engine.counters.snapshot()
-        #expect(counters.captureXruns >= 1, "the 120 ms stall is longer than the 30 ms buffer")
+        #expect(counters.captureXruns >= 1, "the 120 ms stall is longer than the 40 ms buffer")
         #expect(counters.processedFrames > before + 15, "processing resumed after the xrun")
     }
 

@@ -79,8 +79,9 @@ public final class AudioEngine<Processor: CaptureProcessor>: @unchecked Sendable
     public private(set) var realtime = false
     /// Whether memory could be locked (known after `start`).
     public private(set) var memoryLocked = false
-    /// Samples by which the processor's microphone frames lag the device's (the resampler's latency).
-    public var captureLatencySamples: Int { resampler.latency }
+    /// Samples the engine must have captured beyond a frame before it can process it (the resampler's
+    /// look-ahead): a latency of the path, not a shift of the signal.
+    public var captureLookaheadSamples: Int { resampler.latency + 1 }
 
     /// An engine over two open ports with the same rate.
     public init(capture: any AudioPort, playback: any AudioPort, processor: Processor, configuration: Configuration) {

@@ -58,7 +58,7 @@ public struct AdaptiveResampler {
         position = Double(half - 1)
     }
 
-    /// Samples by which the output lags the input (half the filter, less one).
+    /// Input samples needed after a position before it can be output (half the filter, less one).
     public var latency: Int { taps / 2 - 1 }
 
     /// Input samples the resampler holds and has not yet passed.
