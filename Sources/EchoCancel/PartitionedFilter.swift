@@ -217,6 +217,36 @@ struct PartitionedFilter: ~Copyable {
         return (best, bestEnergy, total)
     }
 
+    /// The first partition holding at least a tenth of the strongest partition's energy: where the echo
+    /// path's response begins inside the filter.
+    func onset() -> Int {
+        var energies = SIMD8<Float>()   // first 8 partitions' energies, then a running max
+        var peakEnergy: Float = 0
+        for p in 0..<partitions {
+            var acc = SIMD8<Float>()
+            let o = p * Block.padded
+            for v in 0..<Block.vectors {
+                let r = load8(re.base, o + v * 8), i = load8(im.base, o + v * 8)
+                acc += r * r + i * i
+            }
+            let e = acc.sum()
+            if p < 8 { energies[p] = e }
+            peakEnergy = max(peakEnergy, e)
+        }
+        for p in 0..<min(8, partitions) where energies[p] >= 0.1 * peakEnergy { return p }
+        // Beyond the first eight: scan again (rare: only when the bulk delay is far too small).
+        for p in 8..<partitions {
+            var acc = SIMD8<Float>()
+            let o = p * Block.padded
+            for v in 0..<Block.vectors {
+                let r = load8(re.base, o + v * 8), i = load8(im.base, o + v * 8)
+                acc += r * r + i * i
+            }
+            if acc.sum() >= 0.1 * peakEnergy { return p }
+        }
+        return 0
+    }
+
     /// True when every coefficient is finite.
     func isFinite() -> Bool {
         var acc = SIMD8<Float>()

@@ -11,9 +11,13 @@ struct SuppressorInput {
     /// Linear output spectrum (real, imaginary): what the suppressor filters.
     var outputRe: UnsafeMutablePointer<Float>
     var outputIm: UnsafeMutablePointer<Float>
+    /// The main filter's own echo estimate |Y_hat|^2 (zero when the output is the raw capture).
+    var linearEcho: UnsafeMutablePointer<Float>
     /// Echo power estimate (max of the linear estimate and the power-domain model).
     var echo: UnsafeMutablePointer<Float>
-    /// The linear filter is not removing echo at all (path change or divergence).
+    /// The output is the raw capture (the filter was adding echo).
+    var outputIsCapture: Bool
+    /// The linear filter is not removing echo (path change or divergence).
     var mismatch: Bool
     /// Render has energy in the filter span.
     var renderActive: Bool
@@ -22,9 +26,15 @@ struct SuppressorInput {
 }
 
 /// Residual-echo suppression with comfort noise on windowed spectra.
+///
+/// The residual echo is `leak(band) x echo power`. The leak is the regression coefficient of the error's
+/// power fluctuations on the echo estimate's power fluctuations, per band: residual echo moves with the
+/// echo estimate, near-end speech does not, so double talk does not bias it (it only makes it noisier).
 struct ResidualEchoSuppressor: ~Copyable {
-    /// Residual ratio per bin: E[residual echo] / E[echo] after the linear filter.
-    let residualRatio: FloatBuffer
+    static let bandEdges: (Int, Int, Int, Int) = (1, 16, 32, 65)
+    /// Mean error and echo-estimate power per bin (the means the fluctuations are taken from).
+    let meanError: FloatBuffer
+    let meanEcho: FloatBuffer
     /// Noise floor of the linear output per bin.
     let noiseFloor: FloatBuffer
     /// Smoothed output power per bin.
@@ -33,6 +43,10 @@ struct ResidualEchoSuppressor: ~Copyable {
     let gains: FloatBuffer
     /// Residual echo estimate of the last block (also the main filter's step-size control).
     let residual: FloatBuffer
+    /// Leak per band and its regression sums.
+    private(set) var leak: SIMD4<Float> = SIMD4(repeating: 0.5)
+    private var covariance: SIMD4<Float> = SIMD4(repeating: 0.5)
+    private var variance: SIMD4<Float> = SIMD4(repeating: 1)
     private var noise = NoiseGenerator(seed: 0x1234_5678)
     private var blocks = 0
     /// Over-subtraction of the residual estimate.
@@ -43,7 +57,8 @@ struct ResidualEchoSuppressor: ~Copyable {
     private(set) var noiseEnergy: Float = 0
 
     init() {
-        residualRatio = FloatBuffer(count: Block.padded)
+        meanError = FloatBuffer(count: Block.padded)
+        meanEcho = FloatBuffer(count: Block.padded)
         noiseFloor = FloatBuffer(count: Block.padded)
         smoothedOutput = FloatBuffer(count: Block.padded)
         gains = FloatBuffer(count: Block.padded)
@@ -53,14 +68,21 @@ struct ResidualEchoSuppressor: ~Copyable {
 
     mutating func reset() {
         for k in 0..<Block.padded {
-            residualRatio[k] = 1
+            meanError[k] = 0
+            meanEcho[k] = 0
             noiseFloor[k] = 1e-9
             smoothedOutput[k] = 0
             gains[k] = 1
             residual[k] = 0
         }
+        leak = SIMD4(repeating: 0.5)
+        covariance = SIMD4(repeating: 0.5)
+        variance = SIMD4(repeating: 1)
         blocks = 0
     }
+
+    @inline(__always)
+    static func band(_ k: Int) -> Int { k < bandEdges.1 ? 0 : (k < bandEdges.2 ? 1 : 2) }
 
     /// Updates the estimates and replaces the output spectrum in place by the suppressed one plus comfort
     /// noise.
@@ -69,12 +91,46 @@ struct ResidualEchoSuppressor: ~Copyable {
         let warm = blocks < 250
         let floorRise: Float = warm ? 1.02 : 1.0025
         let over = overSubtraction
-        let minRatio: Float = input.nonlinear ? 0.01 : 0.0003
+        let minLeak: Float = input.nonlinear ? 0.02 : 0.0005
+
+        // Leak regression per band (only while the filter's own output is used).
+        if input.renderActive && !input.outputIsCapture {
+            var pey = SIMD4<Float>(), pyy = SIMD4<Float>(), see = SIMD4<Float>(), syy = SIMD4<Float>()
+            for k in 1..<Block.bins {
+                let lr = input.outputRe[k], li = input.outputIm[k]
+                let l2 = lr * lr + li * li
+                let p = input.linearEcho[k]
+                var me = meanError[k], mp = meanEcho[k]
+                me += 0.05 * (l2 - me)
+                mp += 0.05 * (p - mp)
+                meanError[k] = me
+                meanEcho[k] = mp
+                let b = Self.band(k)
+                pey[b] += (l2 - me) * (p - mp)
+                pyy[b] += (p - mp) * (p - mp)
+                see[b] += l2
+                syy[b] += p
+            }
+            for b in 0..<3 where pyy[b] > 1e-12 {
+                let norm = pyy[b].squareRoot()
+                let rate = min(0.02 * syy[b] / (see[b] + 1e-12), 0.01)
+                covariance[b] += rate * (pey[b] / norm - covariance[b])
+                variance[b] += rate * (norm - variance[b])
+                if variance[b] < 1e-9 { variance[b] = 1e-9 }
+                leak[b] = max(minLeak, min(covariance[b] / variance[b], 1))
+            }
+        }
+        if input.mismatch {
+            for b in 0..<3 where leak[b] < 0.5 {
+                leak[b] += 0.2 * (0.5 - leak[b])
+                covariance[b] = leak[b] * variance[b]
+            }
+        }
+
         var nearSum: Float = 0, echoSum: Float = 0, noiseSum: Float = 0
         for k in 0..<Block.bins {
             let lr = input.outputRe[k], li = input.outputIm[k]
             let l2 = lr * lr + li * li
-            let y2 = input.capture[k]
             let pe = input.echo[k]
             // Noise floor: follows the smoothed output down at once, rises slowly.
             var so = smoothedOutput[k]
@@ -85,25 +141,7 @@ struct ResidualEchoSuppressor: ~Copyable {
             if nf < 1e-12 { nf = 1e-12 }
             noiseFloor[k] = nf
 
-            // Residual ratio: learnt where the echo model explains the microphone.
-            var r = residualRatio[k]
-            if input.renderActive && pe > 2 * nf {
-                let ratio = min(l2 / (y2 + 1e-12), 2)
-                let predicted = r * pe + nf
-                if input.mismatch {
-                    r += (ratio > r ? 0.3 : 0.05) * (ratio - r)
-                } else if l2 < 4 * predicted || ratio < r {
-                    r += (ratio > r ? 0.08 : 0.04) * (ratio - r)
-                } else {
-                    r += 0.002 * (ratio - r)   // probably near-end speech: barely move
-                }
-                r = max(minRatio, min(r, 1.5))
-                residualRatio[k] = r
-            } else if r < minRatio {
-                residualRatio[k] = minRatio
-                r = minRatio
-            }
-            let res = r * pe
+            let res = (input.outputIsCapture ? 1 : max(leak[Self.band(k)], minLeak)) * pe
             residual[k] = res
             let rEff = over * res
             let near = max(l2 - rEff, 0)
