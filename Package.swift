@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "EchoCancelTests", dependencies: ["EchoCancel"], swiftSettings: strict),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "CV4L2", "CGpiod", "CAlsa"], swiftSettings: strict),
         .testTarget(name: "MediaTests", dependencies: ["Media", "Devices", "BoxConfig", "COpus", "CAllocationCounter"], swiftSettings: strict),
-        .testTarget(name: "BoxTests", dependencies: ["Box", "BoxConfig", "Devices"], swiftSettings: strict),
+        .testTarget(name: "BoxTests", dependencies: ["Box", "BoxConfig", "Devices", "Media"], swiftSettings: strict),
         .testTarget(name: "ClassboxCLITests", dependencies: ["BoxConfig"], swiftSettings: strict),
         .testTarget(name: "ArchitectureTests", swiftSettings: strict),
     ],

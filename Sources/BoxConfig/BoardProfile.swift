@@ -92,6 +92,24 @@ public struct AudioSpec: Sendable, Equatable {
     public var periodMs: Int
     /// ALSA buffer length in periods.
     public var bufferPeriods: Int
+
+    /// An audio description from its values.
+    public init(backend: Backend, captureCards: [String], playbackCards: [String], captureDevice: Int, playbackDevice: Int,
+                rate: Int, captureChannels: Int, micChannels: [Int], micMix: MicMix, playbackChannels: Int, periodMs: Int,
+                bufferPeriods: Int) {
+        self.backend = backend
+        self.captureCards = captureCards
+        self.playbackCards = playbackCards
+        self.captureDevice = captureDevice
+        self.playbackDevice = playbackDevice
+        self.rate = rate
+        self.captureChannels = captureChannels
+        self.micChannels = micChannels
+        self.micMix = micMix
+        self.playbackChannels = playbackChannels
+        self.periodMs = periodMs
+        self.bufferPeriods = bufferPeriods
+    }
 }
 
 /// How the firmware finds and drives the classroom camera.

@@ -105,7 +105,8 @@ public struct PCMDevice: ~Copyable {
 
     /// Opens `name` (e.g. `hw:CARD=Device,DEV=0`) and sets its parameters: the first of `rates` the
     /// device takes exactly (no resampling inside ALSA: the engine compensates drift itself), the first
-    /// of `formats` it takes, exactly `channels`, and the period and buffer nearest to those asked.
+    /// of `formats` it takes, exactly `channels`, and the period and buffer nearest to those asked
+    /// (`periodFrames` is for the first rate; at a fallback rate the period keeps its duration).
     /// Every refusal names the parameter and what the device offers instead.
     public init(name: String, stream: PCMStream, rates: [Int], channels: Int, formats: [PCMSampleFormat] = PCMSampleFormat.allCases,
                 periodFrames: Int, bufferPeriods: Int, config: ALSAConfigTree? = nil) throws(ALSAError) {
@@ -186,10 +187,12 @@ public struct PCMDevice: ~Copyable {
         }
         try check(snd_pcm_hw_params_set_rate(pcm, hw, UInt32(rate), 0), "snd_pcm_hw_params_set_rate", "refused rate \(rate) Hz", parameter: "rate")
 
-        var period = snd_pcm_uframes_t(periodFrames)
+        // `periodFrames` is given for the first rate; at another rate the period keeps its duration.
+        let scaledPeriod = periodFrames * rate / rates[0]
+        var period = snd_pcm_uframes_t(scaledPeriod)
         var direction: Int32 = 0
         try check(snd_pcm_hw_params_set_period_size_near(pcm, hw, &period, &direction), "snd_pcm_hw_params_set_period_size_near",
-                  "refused a period of \(periodFrames) frames", parameter: "period")
+                  "refused a period of \(scaledPeriod) frames", parameter: "period")
         var buffer = snd_pcm_uframes_t(Int(period) * bufferPeriods)
         try check(snd_pcm_hw_params_set_buffer_size_near(pcm, hw, &buffer), "snd_pcm_hw_params_set_buffer_size_near",
                   "refused a buffer of \(Int(period) * bufferPeriods) frames", parameter: "buffer")

@@ -27,6 +27,23 @@ public struct SoundCard: Sendable, Equatable, Codable {
         public var streams: [PCMStream]
         /// What it accepts, per direction, when it could be probed (it may be busy).
         public var capabilities: [PCMCapabilities]
+
+        /// A PCM from its values.
+        public init(device: Int, name: String, streams: [PCMStream], capabilities: [PCMCapabilities]) {
+            self.device = device
+            self.name = name
+            self.streams = streams
+            self.capabilities = capabilities
+        }
+    }
+
+    /// A card from its values.
+    public init(index: Int, id: String, name: String, longName: String, pcms: [PCM]) {
+        self.index = index
+        self.id = id
+        self.name = name
+        self.longName = longName
+        self.pcms = pcms
     }
 
     /// The ALSA name that opens a PCM of this card by id, stable across reboots.
