@@ -34,7 +34,8 @@ let strict: [SwiftSetting] = [
 let package = Package(
     name: "classbox",
     products: [
-        .executable(name: "classbox", targets: ["classbox"])
+        .executable(name: "classbox", targets: ["classbox"]),
+        .executable(name: "classbox-bench", targets: ["Bench"]),
     ],
     dependencies: loggingDependency + [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -71,6 +72,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
+
+        // Development tool: the audio path's benchmark (scripts/bench-audio); not in the image.
+        .executableTarget(name: "Bench", dependencies: ["Devices", "Media"], swiftSettings: strict),
 
         // Test support only: counts the calling thread's allocations (never linked into the firmware).
         .target(name: "CAllocationCounter", path: "Sources/CAllocationCounter"),

@@ -15,6 +15,7 @@ let allowedImports: [String: Set<String>] = [
     "Box": ["BoxConfig", "Devices", "EchoCancel", "Media", "Control", "Logging"],
     "Diagnostics": ["Box", "BoxConfig", "Devices", "Media", "EchoCancel", "Logging"],
     "Provisioning": ["BoxConfig", "Logging"],
+    "Bench": ["Devices", "Media"],
     "classbox": ["Box", "BoxConfig", "Diagnostics", "Provisioning", "Media", "Logging", "ArgumentParser"],
 ]
 let systemModules: Set<String> = ["Foundation", "FoundationEssentials", "Glibc", "Musl", "Synchronization", "Dispatch"]
