@@ -38,6 +38,10 @@ public final class AudioCounters: Sendable {
     public let captureDelayFrames = Atomic<Int>(0)
     /// Playback delay (frames queued in the device) at the last period.
     public let playbackDelayFrames = Atomic<Int>(0)
+    /// Samples between the loudspeaker frame and the microphone frame handed to the processor together,
+    /// from the devices' delays and the reference queue: where the canceller should find the echo's
+    /// bulk delay (plus the room's flight time).
+    public let alignmentOffsetFrames = Atomic<Int>(0)
     /// Microphone samples at or beyond full scale.
     public let captureClippedSamples = Atomic<Int>(0)
     /// Peak microphone level of the last period, as Float bits.
@@ -69,6 +73,7 @@ public final class AudioCounters: Sendable {
             processedFrames: processedFrames.load(ordering: .relaxed),
             driftPPM: driftKnown.load(ordering: .relaxed) ? Double(driftMilliPPM.load(ordering: .relaxed)) / 1000 : nil,
             captureDelayFrames: captureDelayFrames.load(ordering: .relaxed), playbackDelayFrames: playbackDelayFrames.load(ordering: .relaxed),
+            alignmentOffsetFrames: alignmentOffsetFrames.load(ordering: .relaxed),
             captureClippedSamples: captureClippedSamples.load(ordering: .relaxed),
             capturePeakDbfs: db(capturePeakBits, square: false), captureRMSDbfs: db(captureMeanSquareBits, square: true),
             playbackPeakDbfs: db(playbackPeakBits, square: false), playbackRMSDbfs: db(playbackMeanSquareBits, square: true))
@@ -85,8 +90,8 @@ public struct AudioCounterSnapshot: Sendable, Equatable, Codable {
     public var playbackStarvedFrames, renderStarvedFrames, outputDroppedFrames, processedFrames: Int
     /// Capture vs playback drift in ppm, nil until measured.
     public var driftPPM: Double?
-    /// Device delays and clipped microphone samples.
-    public var captureDelayFrames, playbackDelayFrames, captureClippedSamples: Int
+    /// Device delays, the reference-to-microphone offset, and clipped microphone samples.
+    public var captureDelayFrames, playbackDelayFrames, alignmentOffsetFrames, captureClippedSamples: Int
     /// Levels of the last period in dBFS.
     public var capturePeakDbfs, captureRMSDbfs, playbackPeakDbfs, playbackRMSDbfs: Double
 }

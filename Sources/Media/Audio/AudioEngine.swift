@@ -276,6 +276,11 @@ public final class AudioEngine<Processor: CaptureProcessor>: @unchecked Sendable
         let frame = configuration.frameSamples
         while resampler.available >= frame {
             _ = resampler.pull(into: UnsafeMutableBufferPointer(start: frameCapture, count: frame))
+            // The reference frame left the application `render.readable` samples plus the playback
+            // queue ago; the microphone frame reached the converter the capture queue ago.
+            counters.alignmentOffsetFrames.store(
+                render.readable &+ counters.playbackDelayFrames.load(ordering: .relaxed)
+                    &- counters.captureDelayFrames.load(ordering: .relaxed), ordering: .relaxed)
             let got = render.read(into: UnsafeMutableBufferPointer(start: frameRender, count: frame))
             if got < frame {
                 (frameRender + got).update(repeating: 0, count: frame &- got)
