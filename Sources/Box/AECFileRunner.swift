@@ -61,12 +61,9 @@ public enum AECFileRunner {
             throw AECFileError(description: "\(far) is \(farAudio.sampleRate) Hz but \(mic) is \(micAudio.sampleRate) Hz: both files must have the same rate; resample one, e.g. `sox \(far) -r \(micAudio.sampleRate) far.wav`")
         }
         let rate = micAudio.sampleRate
-        if let e = ProcessInfo.processInfo.environment["AEC_EXP"] {
-            for (i, v) in e.split(separator: ",").enumerated() where i < 8 { AECExperiment.values[i] = Float(v) ?? -1 }
-        }
         var canceller: EchoCanceller
         do {
-            canceller = try EchoCanceller(EchoCancellerConfiguration(sampleRate: rate, tailMilliseconds: ProcessInfo.processInfo.environment["AEC_DEBUG"] != nil ? 321 : 320, shadowMilliseconds: ProcessInfo.processInfo.environment["AEC_LINEAR"] != nil ? 127 : 128))
+            canceller = try EchoCanceller(EchoCancellerConfiguration(sampleRate: rate))
         } catch {
             throw AECFileError(description: "\(mic): \(error.description)")
         }

@@ -16,11 +16,6 @@ struct CoreCounters {
 
 /// Processes 64-sample blocks at 16 kHz. Render samples go in with `pushRender`; `process` takes one capture
 /// block and writes one output block delayed by 64 samples (the suppressor's overlap-add).
-/// Temporary tuning hook (experiments only).
-public enum AECExperiment { public nonisolated(unsafe) static var values = SIMD8<Float>(repeating: -1) }
-@inline(__always) func tune(_ i: Int, _ d: Float) -> Float { AECExperiment.values[i] < 0 ? d : AECExperiment.values[i] }
-nonisolated(unsafe) var debugTrace = false
-nonisolated(unsafe) var debugLinear = false
 
 struct CancellerCore: ~Copyable {
     static let renderRingSize = 1 << 15
@@ -287,7 +282,7 @@ struct CancellerCore: ~Copyable {
             time[n + i] = linear[i] * window[n + i]
         }
         fft.forward(time.base, real: linearRe.base, imaginary: linearIm.base)
-        var sumY: Float = 0, sumEcho: Float = 0, sumLin: Float = 0, sumModel: Float = 0
+        var sumY: Float = 0, sumEcho: Float = 0
         for v in 0..<Block.vectors {
             let o = v * 8
             let cr = load8(captureRe.base, o), ci = load8(captureIm.base, o)
@@ -305,8 +300,6 @@ struct CancellerCore: ~Copyable {
             store8(linearEcho.base, o, lin)
             sumY += y2.sum()
             sumEcho += pe.sum()
-            sumLin += lin.sum()
-            sumModel += 0.5 * load8(model.base, o).sum()
         }
         let mismatch = renderActive && (useCapture || smoothedMain > 0.5 * smoothedCapture) && sumEcho > 0.3 * sumY
         suppressor.process(SuppressorInput(
@@ -320,15 +313,13 @@ struct CancellerCore: ~Copyable {
             for i in 0..<n { time[i] = 0; time[n + i] = errorMain[i] }
             fft.forward(time.base, real: gradRe.base, imaginary: gradIm.base)
             let deltaMain = SIMD8<Float>(repeating: 1e-7 * Float(Block.fft * Block.fft / 2 * mainPartitions))
-            let muMax = SIMD8<Float>(repeating: tune(1, 1.0))
-            let muFixed = tune(2, -1)
+            let muMax = SIMD8<Float>(repeating: 1.0)
             for v in 0..<Block.vectors {
                 let o = v * 8
-                let res = load8(suppressor.residual.base, o) * (useCapture ? 1 : 1)
+                let res = load8(suppressor.residual.base, o)
                 let err = load8(suppressor.smoothedOutput.base, o)
                 let lp = load8(linearPower.base, o)
-                var mu = pointwiseMin(res / (pointwiseMax(err, lp) + 1e-12), muMax)
-                if muFixed >= 0 { mu = SIMD8(repeating: muFixed) }
+                let mu = pointwiseMin(res / (pointwiseMax(err, lp) + 1e-12), muMax)
                 let g = mu / (load8(sumMain.base, o) + deltaMain)
                 store8(gradRe.base, o, load8(gradRe.base, o) * g)
                 store8(gradIm.base, o, load8(gradIm.base, o) * g)
@@ -340,7 +331,7 @@ struct CancellerCore: ~Copyable {
             for i in 0..<n { time[i] = 0; time[n + i] = errorShadow[i] }
             fft.forward(time.base, real: gradRe.base, imaginary: gradIm.base)
             let deltaShadow = SIMD8<Float>(repeating: 1e-7 * Float(Block.fft * Block.fft / 2 * shadowPartitions))
-            let muShadow = SIMD8<Float>(repeating: tune(3, 0.8))
+            let muShadow = SIMD8<Float>(repeating: 0.8)
             for v in 0..<Block.vectors {
                 let o = v * 8
                 let g = muShadow / (load8(sumShadow.base, o) + deltaShadow)
@@ -360,7 +351,6 @@ struct CancellerCore: ~Copyable {
             energyOut += v * v
             overlap[i] = time[n + i] * window[n + i]
         }
-        if debugLinear { for i in 0..<n { out[i] = linear[i] } }
         previousCapture.base.update(from: y, count: n)
         previousLinear.base.update(from: linear, count: n)
 
@@ -373,12 +363,6 @@ struct CancellerCore: ~Copyable {
         doubleTalk = renderActive && suppressor.echoEnergy > 4 * suppressor.noiseEnergy
             && suppressor.nearEnergy > 2 * suppressor.noiseEnergy
         if doubleTalk { counters.doubleTalkBlocks &+= 1 }
-        if debugTrace && block % 250 == 0 {
-            var gs: Float = 0
-            for k in 8..<48 { gs += suppressor.gains[k] }
-            let rs = suppressor.leak * 40
-            print("T \(block / 25) Y=\(sumY) lin=\(sumLin) model=\(sumModel) B=\(alignment) D=\(delayEstimator.delay ?? -1) linERLE=\(Int(10 * (smoothedCapture / (smoothedMain + 1e-12)))) shERLE=\(Int(10 * (smoothedCapture / (smoothedShadow + 1e-12)))) r=\(rs / 40) g=\(gs / 40) act=\(renderActive) mm=\(mismatch) useY=\(useCapture) dt=\(doubleTalk) near=\(suppressor.nearEnergy) echo=\(suppressor.echoEnergy) nf=\(suppressor.noiseEnergy)")
-        }
         block &+= 1
     }
 }

@@ -134,6 +134,26 @@ public struct EchoCanceller: ~Copyable {
 
     /// A canceller for `configuration`; throws when the rate, channel count or tail is not supported.
     public init(_ configuration: EchoCancellerConfiguration) throws(EchoCancellerError) {
+        try self.init(configuration, warmUp: true)
+    }
+
+    /// The first call through any code path makes the Swift runtime fill its metadata caches and lazy
+    /// globals, which allocates once per process; a throwaway instance takes that hit here, at construction,
+    /// so that `render` and `process` allocate nothing from their very first call.
+    private init(_ configuration: EchoCancellerConfiguration, warmUp: Bool) throws(EchoCancellerError) {
+        if warmUp {
+            var scratch = try EchoCanceller(configuration, warmUp: false)
+            let n = scratch.frameLength
+            let zeros = UnsafeMutablePointer<Float>.allocate(capacity: 2 * n)
+            zeros.initialize(repeating: 0, count: 2 * n)
+            for _ in 0..<3 {
+                scratch.render(UnsafeBufferPointer(start: zeros, count: n))
+                scratch.process(capture: UnsafeBufferPointer(start: zeros, count: n),
+                                output: UnsafeMutableBufferPointer(start: zeros + n, count: n))
+            }
+            _ = scratch.statistics
+            zeros.deallocate()
+        }
         guard EchoCancelFrame.samples(atRate: configuration.sampleRate) != nil else {
             throw .unsupportedSampleRate(configuration.sampleRate)
         }
@@ -142,8 +162,6 @@ public struct EchoCanceller: ~Copyable {
             throw .unsupportedTailLength(milliseconds: configuration.tailMilliseconds)
         }
         self.configuration = configuration
-        debugTrace = configuration.tailMilliseconds == 321
-        debugLinear = configuration.shadowMilliseconds == 127
         frameLength = configuration.sampleRate / 100
         coreFrame = 160
         let mainPartitions = configuration.tailMilliseconds * 16 / Block.size

@@ -170,17 +170,18 @@ struct PartitionedFilter: ~Copyable {
         let n = partitions * Block.padded
         let k = abs(shift) * Block.padded
         if k >= n { reset(); return }
-        func move(_ buf: UnsafeMutablePointer<Float>) {
-            if shift > 0 {
-                buf.update(from: buf + k, count: n - k)
-                (buf + n - k).update(repeating: 0, count: k)
-            } else {
-                (buf + k).update(from: buf, count: n - k)   // overlapping: moves backwards safely
-                buf.update(repeating: 0, count: k)
-            }
+        Self.move(re.base, shift: shift, count: n, by: k)
+        Self.move(im.base, shift: shift, count: n, by: k)
+    }
+
+    private static func move(_ buf: UnsafeMutablePointer<Float>, shift: Int, count n: Int, by k: Int) {
+        if shift > 0 {
+            buf.update(from: buf + k, count: n - k)
+            (buf + n - k).update(repeating: 0, count: k)
+        } else {
+            (buf + k).update(from: buf, count: n - k)   // overlapping: update(from:) copies backwards here
+            buf.update(repeating: 0, count: k)
         }
-        move(re.base)
-        move(im.base)
     }
 
     /// Copies the first `count` partitions of `other`.
@@ -220,31 +221,20 @@ struct PartitionedFilter: ~Copyable {
     /// The first partition holding at least a tenth of the strongest partition's energy: where the echo
     /// path's response begins inside the filter.
     func onset() -> Int {
-        var energies = SIMD8<Float>()   // first 8 partitions' energies, then a running max
-        var peakEnergy: Float = 0
-        for p in 0..<partitions {
-            var acc = SIMD8<Float>()
-            let o = p * Block.padded
-            for v in 0..<Block.vectors {
-                let r = load8(re.base, o + v * 8), i = load8(im.base, o + v * 8)
-                acc += r * r + i * i
-            }
-            let e = acc.sum()
-            if p < 8 { energies[p] = e }
-            peakEnergy = max(peakEnergy, e)
-        }
-        for p in 0..<min(8, partitions) where energies[p] >= 0.1 * peakEnergy { return p }
-        // Beyond the first eight: scan again (rare: only when the bulk delay is far too small).
-        for p in 8..<partitions {
-            var acc = SIMD8<Float>()
-            let o = p * Block.padded
-            for v in 0..<Block.vectors {
-                let r = load8(re.base, o + v * 8), i = load8(im.base, o + v * 8)
-                acc += r * r + i * i
-            }
-            if acc.sum() >= 0.1 * peakEnergy { return p }
-        }
+        let peakEnergy = peak().energy
+        for p in 0..<partitions where energy(of: p) >= 0.1 * peakEnergy { return p }
         return 0
+    }
+
+    /// Energy of one partition's coefficients.
+    func energy(of p: Int) -> Float {
+        var acc = SIMD8<Float>()
+        let o = p * Block.padded
+        for v in 0..<Block.vectors {
+            let r = load8(re.base, o + v * 8), i = load8(im.base, o + v * 8)
+            acc += r * r + i * i
+        }
+        return acc.sum()
     }
 
     /// True when every coefficient is finite.

@@ -37,9 +37,9 @@ enum TestSignals {
             let on: Float = (phase < syllable * 3 / 5) ? 1 : 0
             env += 0.002 * (on - env)
             let f = 0.3 + 0.2 * Float((n / syllable) % 3) / 2      // formant-ish pole angle
-            let c = 2 * 0.97 * cosApprox(f)
+            let c = 2 * 0.9 * cosApprox(f)
             let x = r.gaussian()
-            let y = x + c * y1 - 0.97 * 0.97 * y2
+            let y = x + c * y1 - 0.9 * 0.9 * y2
             y2 = y1; y1 = y
             out[n] = y * env
         }
@@ -63,16 +63,38 @@ enum TestSignals {
         return h
     }
 
-    /// Linear convolution truncated to the input's length.
+    /// Linear convolution truncated to the input's length (FFT overlap-add with the module's own FFT).
     static func convolve(_ x: [Float], _ h: [Float]) -> [Float] {
-        var y = [Float](repeating: 0, count: x.count)
-        let nz = h.enumerated().filter { $0.element != 0 }
-        for n in 0..<x.count {
-            var acc: Float = 0
-            for (i, c) in nz where i <= n { acc += c * x[n - i] }
-            y[n] = acc
+        var size = 16
+        while size < 2 * h.count { size *= 2 }
+        let fft = RealFFT(size: size)
+        let block = size - h.count + 1
+        let hs = fft.forward(h + [Float](repeating: 0, count: size - h.count))
+        var y = [Float](repeating: 0, count: x.count + size)
+        var start = 0
+        while start < x.count {
+            let end = min(start + block, x.count)
+            var chunk = Array(x[start..<end])
+            chunk += [Float](repeating: 0, count: size - chunk.count)
+            let xs = fft.forward(chunk)
+            var re = xs.real, im = xs.imaginary
+            for k in 0..<re.count {
+                let r = re[k] * hs.real[k] - im[k] * hs.imaginary[k]
+                let i = re[k] * hs.imaginary[k] + im[k] * hs.real[k]
+                re[k] = r; im[k] = i
+            }
+            let part = fft.inverse(real: re, imaginary: im)
+            for i in 0..<size { y[start + i] += part[i] }
+            start = end
         }
-        return y
+        return Array(y[0..<x.count])
+    }
+
+    /// Least-squares gain of `reference` inside `signal` over `range`, in dB of loss (0 = untouched).
+    static func loss(of reference: [Float], in signal: [Float], range: Range<Int>) -> Float {
+        var num: Float = 0, den: Float = 0
+        for i in range { num += reference[i] * signal[i]; den += reference[i] * reference[i] }
+        return -20 * Float(DSPMath.log(Double(max(num / den, 1e-6)))) / Float(DSPMath.ln10)
     }
 
     static func energy(_ x: ArraySlice<Float>) -> Float { x.reduce(0) { $0 + $1 * $1 } }
