@@ -130,7 +130,8 @@ struct OpusTests {
         let count = input.withUnsafeBufferPointer { i in
             packet.withUnsafeMutableBytes { p in
                 pcm.withUnsafeMutableBufferPointer { o in
-                    allocations {
+                    _ = decoder.decode(UnsafeRawBufferPointer(rebasing: p[0..<max(encoder.encode(i, into: p), 0)]), into: o)  // warm-up
+                    return allocations {
                         for _ in 0..<100 {
                             let n = encoder.encode(i, into: p)
                             _ = decoder.decode(UnsafeRawBufferPointer(rebasing: p[0..<max(n, 0)]), into: o)
