@@ -39,6 +39,8 @@ static inline unsigned long cb_VIDIOC_G_EXT_CTRLS(void) { return VIDIOC_G_EXT_CT
 static inline unsigned long cb_VIDIOC_S_EXT_CTRLS(void) { return VIDIOC_S_EXT_CTRLS; }
 static inline unsigned long cb_VIDIOC_ENCODER_CMD(void) { return VIDIOC_ENCODER_CMD; }
 static inline unsigned long cb_EVIOCGNAME(unsigned int len) { return EVIOCGNAME(len); }
+static inline unsigned long cb_EVIOCSCLOCKID(void) { return EVIOCSCLOCKID; }
+static inline unsigned long cb_EVIOCGKEY(unsigned int len) { return EVIOCGKEY(len); }
 
 // Pixel formats (v4l2_fourcc is a function-like macro).
 static inline unsigned int cb_V4L2_PIX_FMT_YUYV(void) { return V4L2_PIX_FMT_YUYV; }

@@ -30,7 +30,7 @@ public struct DeviceLibraryVersions: Sendable, Equatable, Codable {
         return DeviceLibraryVersions(
             alsa: String(cString: snd_asoundlib_version()),
             alsaHeaders: String(cString: cb_alsa_header_version()),
-            gpiod: String(cString: gpiod_version_string()),
+            gpiod: String(cString: cb_gpiod_version_string()),
             gpiodAPI: Int(cb_gpiod_api_version()),
             kernel: cString(of: &name.release),
             machine: cString(of: &name.machine))
