@@ -77,7 +77,9 @@ public struct SimLesson {
         let count = min(total, recorded.count)
         let speaker = Array(recorded.render[0..<count])
         let mic = Array(recorded.capture[0..<count])
-        let processed = Array(recorded.output[0..<count])
+        // The processor's output lags by its stated latency: measure it against the input it came from.
+        let latency = min(recorded.latencySamples, count)
+        let processed = Array(recorded.output[latency..<count]) + [Float](repeating: 0, count: latency)
         let echo = Array(classroom.capture.recordedEcho[0..<count])
         let pupilAtMic = Array(classroom.capture.recordedPupil[0..<count])
         let counters = engine.counters.snapshot()
@@ -216,8 +218,7 @@ public struct SimLessonReport: Sendable, Codable {
         | echo removed while only the teacher talks (ERLE) | \(db(a.erleDb)) |
         | pupil's voice lost during double talk | \(db(a.doubleTalkNearLossDb)) |
 
-        With the pass-through processor the echo goes back to the teacher untouched (ERLE 0 dB): that is
-        the seam where the echo canceller is wired in.
+        \(processor == "pass-through" ? "With the pass-through processor the echo goes back to the teacher untouched (ERLE 0 dB)." : "The processor's output is measured after removing its own latency.")
 
         ## Files
         \(files.map { "- `\($0)`" }.joined(separator: "\n"))

@@ -16,6 +16,13 @@ public protocol CaptureProcessor {
     /// Processes one frame.
     mutating func process(render: UnsafeBufferPointer<Float>, capture: UnsafeBufferPointer<Float>,
                           output: UnsafeMutableBufferPointer<Float>)
+    /// Samples by which the output lags the capture (the processor's algorithmic latency).
+    var latencySamples: Int { get }
+}
+
+extension CaptureProcessor {
+    /// No latency unless the processor says otherwise.
+    public var latencySamples: Int { 0 }
 }
 
 /// Sends the microphone as it is: the processor used until the echo canceller is wired in, and the

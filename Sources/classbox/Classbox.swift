@@ -76,16 +76,29 @@ struct Run: ParsableCommand {
 
     @OptionGroup var options: GlobalOptions
 
+    @Flag(name: .customLong("no-aec"), help: "Send the microphone without echo cancellation (to hear the difference).")
+    var noAEC = false
+
     func run() throws {
         let setup = try options.setup()
         guard setup.board.audio.backend == .sim else {
             throw notYetAvailable("run", "a live lesson on real hardware (board \"\(setup.board.name)\")")
         }
-        var processor = PassThroughProcessor()
+        let lesson = SimLesson(board: setup.board, config: setup.config)
         let report: SimLessonReport
         do {
-            report = try SimLesson(board: setup.board, config: setup.config).run(processor: &processor)
-        } catch {
+            if noAEC {
+                var processor = PassThroughProcessor()
+                report = try lesson.run(processor: &processor)
+            } else {
+                var processor: EchoCancellerProcessor
+                do { processor = try EchoCancellerProcessor(sampleRate: setup.board.audio.rate) } catch {
+                    printError("classbox run: \(error)")
+                    throw ExitCode(2)
+                }
+                report = try lesson.run(processor: &processor)
+            }
+        } catch let error as SimLessonError {
             printError("classbox run: \(error.description)")
             throw ExitCode(2)
         }

@@ -58,6 +58,17 @@ struct SimLessonTests {
         #expect(json?["processor"] as? String == "pass-through")
     }
 
+    @Test("with the echo canceller on the seam, the lesson's echo is removed and its latency compensated")
+    func cancellerLesson() throws {
+        let (lesson, _) = try makeLesson()
+        var processor = try EchoCancellerProcessor(sampleRate: 16000)
+        let report = try lesson.run(processor: &processor)
+        #expect(report.processor == "classbox-aec")
+        let erle = try #require(report.analysis.erleDb)
+        #expect(erle > 6, "ERLE \(erle) dB over 8 s of a synthetic voice")
+        #expect(report.analysis.doubleTalkNearLossDb.map { $0 < 10 } == true, "the pupil is not gated away")
+    }
+
     @Test("a lesson file at the wrong rate says how to convert it")
     func wrongRate() throws {
         let (lesson, dir) = try makeLesson()

@@ -22,6 +22,7 @@ public struct RecordingProcessor<Inner: CaptureProcessor>: CaptureProcessor {
     }
 
     public var name: String { inner.name }
+    public var latencySamples: Int { inner.latencySamples }
 
     public mutating func process(render r: UnsafeBufferPointer<Float>, capture c: UnsafeBufferPointer<Float>,
                                  output o: UnsafeMutableBufferPointer<Float>) {
