@@ -19,6 +19,8 @@ public struct BoxConfiguration: Sendable, Equatable {
     public var logLevel: LogLevel?
     /// Inputs and outputs of the simulated classroom (`sim` board only).
     public var sim: Sim?
+    /// Camera control presets (`[camera.presets.NAME]`) and the one applied at start.
+    public var camera: CameraSettings = CameraSettings()
 
     /// The box's role in a lesson.
     public enum Role: String, Sendable, CaseIterable {
@@ -127,6 +129,31 @@ public struct BoxConfiguration: Sendable, Equatable {
         }
     }
 
+    /// Named camera control presets: a classroom's framing and exposure, chosen by name.
+    public struct CameraSettings: Sendable, Equatable {
+        /// The preset applied when the camera opens, if any.
+        public var defaultPreset: String?
+        /// Presets by name; each maps control keys (`brightness`, `exposure`, `pan`...) to values.
+        public var presets: [String: [String: Int]]
+
+        /// Settings from their values.
+        public init(defaultPreset: String? = nil, presets: [String: [String: Int]] = [:]) {
+            self.defaultPreset = defaultPreset
+            self.presets = presets
+        }
+
+        /// The control keys the firmware knows on every camera (the device layer names the same);
+        /// other keys are the driver's own control names in lower case with underscores.
+        public static let knownControls: [String] = [
+            "brightness", "contrast", "saturation", "hue", "gain", "sharpness", "white_balance_auto",
+            "white_balance_temperature", "power_line_frequency", "backlight_compensation", "exposure_auto", "exposure",
+            "focus_auto", "focus", "pan", "tilt", "zoom",
+        ]
+
+        /// The default preset's controls (empty when none is chosen).
+        public var defaultControls: [String: Int] { defaultPreset.flatMap { presets[$0] } ?? [:] }
+    }
+
     /// The configuration a laptop uses with the `sim` board when it has no configuration file.
     public static let simDefault = BoxConfiguration(
         board: "sim",
@@ -164,6 +191,7 @@ extension BoxConfiguration {
         }
         let baseDirectory = (file as NSString).deletingLastPathComponent
         let sim = root.table("sim").flatMap { readSim($0, baseDirectory: baseDirectory) }
+        let camera = root.table("camera").map(readCamera) ?? CameraSettings()
         root.finish()
 
         if let identity, peers.count == peerReaders.count {
@@ -176,7 +204,7 @@ extension BoxConfiguration {
         let problems = root.context.sortedProblems
         guard problems.isEmpty, let identity else { throw ConfigError(problems: problems) }
         return BoxConfiguration(board: board, identity: identity, peers: peers, media: media, control: control,
-                                janus: janus, logLevel: logLevel, sim: sim)
+                                janus: janus, logLevel: logLevel, sim: sim, camera: camera)
     }
 }
 
@@ -317,4 +345,53 @@ private func readSim(_ t: TableReader, baseDirectory: String) -> BoxConfiguratio
     t.finish()
     guard let lesson, let output else { return nil }
     return .init(lesson: resolve(lesson), pupil: pupil.map(resolve), outputDir: resolve(output))
+}
+
+private func readCamera(_ t: TableReader) -> BoxConfiguration.CameraSettings {
+    var settings = BoxConfiguration.CameraSettings()
+    let chosen = t.string("preset")
+    if let presets = t.table("presets") {
+        for name in presets.table.keys.sorted() {
+            guard isValidBoxId(name) || name.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_" || $0 == "-") }),
+                  !name.isEmpty else {
+                presets.report(name, "\"\(name)\" is not a preset name; use lowercase letters, digits, dashes or underscores")
+                _ = presets.table(name)
+                continue
+            }
+            guard let preset = presets.table(name) else { continue }
+            var controls: [String: Int] = [:]
+            for key in preset.table.keys.sorted() {
+                let known = BoxConfiguration.CameraSettings.knownControls
+                if !known.contains(key) {
+                    let near = known.first { editDistance(Array(key.utf8), Array($0.utf8)) <= 2 }
+                    let shaped = key.first?.isLetter == true && key.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") }
+                    if let near {
+                        preset.report(key, "unknown camera control; did you mean '\(near)'?")
+                        _ = preset.int(key, range: Int(Int32.min)...Int(Int32.max))
+                        continue
+                    }
+                    if !shaped {
+                        preset.report(key, "is not a control name; use a known control (\(known.joined(separator: ", "))) or the driver's control name in lower case with underscores (see `classbox devices`)")
+                        _ = preset.int(key, range: Int(Int32.min)...Int(Int32.max))
+                        continue
+                    }
+                }
+                if let value = preset.int(key, range: Int(Int32.min)...Int(Int32.max)) { controls[key] = value }
+            }
+            preset.finish()
+            if preset.table.keys.isEmpty { presets.report(name, "sets no controls; add some (e.g. brightness = 128) or remove the preset") }
+            settings.presets[name] = controls
+        }
+        presets.finish()
+    }
+    if let chosen {
+        if settings.presets[chosen] == nil {
+            let names = settings.presets.keys.sorted()
+            t.report("preset", "\"\(chosen)\" is not a preset here; define [camera.presets.\(chosen)]" + (names.isEmpty ? "" : " or use one of: \(names.joined(separator: ", "))"))
+        } else {
+            settings.defaultPreset = chosen
+        }
+    }
+    t.finish()
+    return settings
 }

@@ -208,3 +208,74 @@ struct SourceMapTests {
         #expect(KeyPath([.key("a b"), .key("c")]).description == "\"a b\".c")
     }
 }
+
+@Suite("Box configuration: camera presets")
+struct CameraPresetConfigurationTests {
+    static let base = """
+        [box]
+        id = "hillside-3a"
+        school = "Hillside Primary School"
+        classroom = "Class 3A"
+        role = "remote"
+
+        [camera]
+        preset = "front"
+
+        [camera.presets.front]
+        brightness = 140
+        exposure_auto = 1
+        exposure = 300
+        pan = 0
+
+        [camera.presets.board]
+        pan = 36000
+        zoom = 200
+        horizontal_movement = 3
+
+        """
+
+    @Test("named presets load with their controls, and the chosen one is the default")
+    func presets() throws {
+        let config = try BoxConfiguration.parse(Self.base, file: "/etc/classbox/classbox.toml")
+        #expect(config.camera.defaultPreset == "front")
+        #expect(config.camera.presets["front"] == ["brightness": 140, "exposure_auto": 1, "exposure": 300, "pan": 0])
+        #expect(config.camera.presets["board"] == ["pan": 36000, "zoom": 200, "horizontal_movement": 3])
+        #expect(config.camera.defaultControls["brightness"] == 140)
+    }
+
+    @Test("a configuration without [camera] has no presets")
+    func none() throws {
+        let text = Self.base.components(separatedBy: "[camera]")[0]
+        let config = try BoxConfiguration.parse(text, file: "c.toml")
+        #expect(config.camera == .init())
+    }
+
+    static let mistakes: [(name: String, find: String, replace: String, line: Int, key: String, fragment: String)] = [
+        ("misspelt control", "brightness = 140", "brightnes = 140", 11, "camera.presets.front.brightnes", "did you mean 'brightness'"),
+        ("not a control name", "pan = 0", "Pan Absolute = 0", 14, "camera.presets.front", "not valid TOML"),
+        ("bad control name", "pan = 0", "\"Pan-Abs\" = 0", 14, "camera.presets.front.Pan-Abs", "is not a control name"),
+        ("value type", "zoom = 200", "zoom = \"wide\"", 18, "camera.presets.board.zoom", "must be an integer"),
+        ("unknown default", "preset = \"front\"", "preset = \"back\"", 8, "camera.preset", "\"back\" is not a preset here; define [camera.presets.back] or use one of: board, front"),
+        ("unknown key in [camera]", "preset = \"front\"", "preset = \"front\"\npresett = 1", 9, "camera.presett", "did you mean 'preset'"),
+        ("bad preset name", "[camera.presets.board]", "[camera.presets.Board]", 16, "camera.presets.Board", "not a preset name"),
+    ]
+
+    @Test("each kind of preset mistake names file, line and key", arguments: mistakes.map(\.name))
+    func mistake(name: String) throws {
+        let m = try #require(Self.mistakes.first { $0.name == name })
+        let text = Self.base.replacingOccurrences(of: m.find, with: m.replace)
+        #expect(text != Self.base)
+        do {
+            _ = try BoxConfiguration.parse(text, file: "/etc/classbox/classbox.toml")
+            Issue.record("\(name): expected a validation error")
+        } catch {
+            let text = error.description
+            #expect(text.contains(m.fragment), "\(name): \(text)")
+            if m.fragment != "not valid TOML" {
+                let problem = error.problems.first { $0.key?.description == m.key }
+                #expect(problem != nil, "\(name): no problem for key \(m.key) in \(text)")
+                #expect(problem?.line == m.line, "\(name): line \(String(describing: problem?.line)), expected \(m.line)")
+            }
+        }
+    }
+}

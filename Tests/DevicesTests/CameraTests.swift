@@ -211,3 +211,13 @@ struct VideoTraceTests {
         #expect(!replayer.mismatches.isEmpty)
     }
 }
+
+@Suite("Camera presets and configuration")
+struct CameraPresetKeyTests {
+    @Test("the configuration's known control keys are the ones the device layer names")
+    func keysAgree() {
+        #expect(Set(wellKnownControlKeys.values) == Set(BoxConfiguration.CameraSettings.knownControls))
+        #expect(controlKey(id: 0x00980999, name: "Horizontal Movement") == "horizontal_movement")
+        #expect(controlKey(id: 0x00980999, name: "White Balance, Automatic") == "white_balance_automatic")
+    }
+}
