@@ -83,6 +83,15 @@ struct GPIOTests {
         }
     }
 
+    @Test("a chip that cannot be opened is named with the group the service needs")
+    func unreadableChip() {
+        let gpio = ScriptedGPIO.board()
+        gpio.deniedPaths = ["/dev/gpiochip1"]
+        #expect {
+            _ = try GPIOButton(spec: gpioSpec(), driver: gpio)
+        } throws: { "\($0)".contains("/dev/gpiochip1 (unreadable: EACCES") && "\($0)".contains("'gpio' group") }
+    }
+
     @Test("a line held by another program is reported as busy with what to do")
     func busyLine() {
         let gpio = ScriptedGPIO.board()

@@ -86,9 +86,14 @@ public enum ClassroomGPIO {
     static func findChip(label: String, driver: any GPIODriver) throws(GPIOError) -> GPIOChipInfo {
         var present: [String] = []
         for path in driver.chipPaths() {
-            guard let info = try? driver.chipInfo(path: path) else { continue }
-            if info.label == label { return info }
-            present.append("\(info.name) \"\(info.label)\"")
+            do {
+                let info = try driver.chipInfo(path: path)
+                if info.label == label { return info }
+                present.append("\(info.name) \"\(info.label)\"")
+            } catch {
+                // A chip we may not open could be the one: say so rather than "not found".
+                present.append("\(path) (unreadable: \(error)\(error == .permissionDenied ? "; the service user needs the 'gpio' group" : ""))")
+            }
         }
         throw GPIOError(kind: .notFound, device: "GPIO chip \"\(label)\"", call: "gpiod_chip_open", errno: nil,
                         detail: "no GPIO chip has the board profile's chip_label; chips present: "

@@ -21,6 +21,7 @@ final class ScriptedGPIO: GPIODriver, @unchecked Sendable {
     var driven: [(at: Int64, value: Bool)] = []
     var kernelDebounces = false
     var busyOffsets: Set<Int> = []
+    var deniedPaths: Set<String> = []
 
     init(chips: [GPIOChipInfo]) { self.chips = chips }
 
@@ -49,6 +50,7 @@ final class ScriptedGPIO: GPIODriver, @unchecked Sendable {
     func chipPaths() -> [String] { lock.withLock { _ in chips.map(\.path) } }
 
     func chipInfo(path: String) throws(Errno) -> GPIOChipInfo {
+        if lock.withLock({ _ in deniedPaths.contains(path) }) { throw Errno.permissionDenied }
         guard let chip = lock.withLock({ _ in chips.first { $0.path == path } }) else { throw Errno.noEntry }
         return chip
     }
