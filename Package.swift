@@ -48,6 +48,7 @@ let package = Package(
         .systemLibrary(name: "CV4L2", pkgConfig: "libv4l2", providers: [.apt(["libv4l-dev"])]),
         .systemLibrary(name: "CGpiod", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
         .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // Bottom layer: pure logic and hardware, no network.
         .target(name: "BoxConfig", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
@@ -56,7 +57,7 @@ let package = Package(
         .target(name: "Devices", dependencies: ["BoxConfig", "CAlsa", "CV4L2", "CGpiod", logging], swiftSettings: strict),
 
         // Middle layer.
-        .target(name: "Media", dependencies: ["Devices", "EchoCancel", "COpus", logging], swiftSettings: strict),
+        .target(name: "Media", dependencies: ["Devices", "EchoCancel", "COpus", "CCrypto", logging], swiftSettings: strict),
         .target(name: "Control", dependencies: ["BoxConfig", logging], swiftSettings: strict),
 
         // Top layer: where the parts meet.

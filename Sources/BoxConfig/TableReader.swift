@@ -206,7 +206,7 @@ final class TableReader {
 
     private func closest(to key: String, in candidates: [String]) -> String? {
         var best: (String, Int)? = nil
-        for candidate in candidates {
+        for candidate in candidates.sorted() {  // sorted: ties go the same way on every run
             let d = editDistance(Array(key.lowercased().utf8), Array(candidate.utf8))
             if d <= max(2, key.count / 3), d < (best?.1 ?? Int.max) { best = (candidate, d) }
         }
