@@ -10,9 +10,12 @@ struct VideoDeviceHandle: ~Copyable {
     let path: String
 
     init(kernel: any VideoKernel, path: String) throws(Errno) {
+        // Open before initialising any stored property: Swift 6.0.3 crashes (SIL memory lifetime
+        // verifier) on a throw after a partial initialisation of a noncopyable struct.
+        let fd = try kernel.open(path)
         self.kernel = kernel
         self.path = path
-        fd = try kernel.open(path)
+        self.fd = fd
     }
 
     deinit { kernel.close(fd) }
