@@ -1,0 +1,91 @@
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+/// A network call failed: which one, on which address, and the error number.
+public struct NetworkError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The system call.
+    public var call: String
+    /// The local or remote address concerned.
+    public var address: String
+    /// The error number.
+    public var code: Int32
+    public var description: String { "\(call) \(address): \(String(cString: strerror(code)))" }
+}
+
+/// An IPv4 UDP endpoint.
+public struct UDPEndpoint: Sendable, Equatable, CustomStringConvertible {
+    /// Dotted-quad address.
+    public var host: String
+    /// Port.
+    public var port: UInt16
+
+    /// An endpoint from its parts.
+    public init(host: String, port: UInt16) {
+        self.host = host
+        self.port = port
+    }
+
+    public var description: String { "\(host):\(port)" }
+
+    func socketAddress() -> sockaddr_in? {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return nil }
+        return address
+    }
+}
+
+/// A UDP socket for RTP and RTCP: bound to a local port, sending to a fixed peer; receive waits at most
+/// a given time so a media thread can check whether it should stop. `send` and `receive` allocate nothing.
+public final class UDPSocket: @unchecked Sendable {
+    // One sending thread and one receiving thread may use it at once (the kernel serialises them).
+    private let fd: Int32
+    private var peer: sockaddr_in
+    /// The local endpoint it is bound to.
+    public let local: UDPEndpoint
+
+    /// Binds `local` (port 0: any free port) and sends to `peer`.
+    public init(local: UDPEndpoint, peer: UDPEndpoint) throws(NetworkError) {
+        guard var bindAddress = local.socketAddress(), let peerAddress = peer.socketAddress() else {
+            throw NetworkError(call: "inet_pton", address: "\(local) / \(peer)", code: EINVAL)
+        }
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw NetworkError(call: "socket", address: local.description, code: errno) }
+        let bound = withUnsafePointer(to: &bindAddress) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else {
+            let code = errno
+            close(fd)
+            throw NetworkError(call: "bind", address: local.description, code: code)
+        }
+        var actual = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &actual) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        self.fd = fd
+        self.peer = peerAddress
+        self.local = UDPEndpoint(host: local.host, port: UInt16(bigEndian: actual.sin_port))
+    }
+
+    deinit { close(fd) }
+
+    /// Sends one datagram to the peer; returns false when the kernel refused it (counted by the caller).
+    @discardableResult
+    public func send(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        withUnsafePointer(to: &peer) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        } == bytes.count
+    }
+
+    /// Waits up to `timeoutMs` for a datagram; returns its length, 0 on timeout, or -1 on error.
+    public func receive(into buffer: UnsafeMutableRawBufferPointer, timeoutMs: Int32) -> Int {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&poller, 1, timeoutMs)
+        guard ready > 0 else { return ready == 0 ? 0 : -1 }
+        return recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
+    }
+}
