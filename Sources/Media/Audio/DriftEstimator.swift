@@ -91,22 +91,27 @@ public final class ClockRateEstimator {
         return (slope, mx - slope * mt)
     }
 
-    /// Median of the first `count` values (reorders them), by quickselect: no allocation.
+    /// Median of the first `count` values (reorders them).
     static func median(_ values: UnsafeMutablePointer<Double>, count: Int) -> Double {
-        var low = 0, high = count - 1
-        let k = count / 2
-        while low < high {
-            let pivot = values[(low + high) / 2]
-            var i = low, j = high
-            while i <= j {
-                while values[i] < pivot { i += 1 }
-                while values[j] > pivot { j -= 1 }
-                if i <= j { (values[i], values[j]) = (values[j], values[i]); i += 1; j -= 1 }
-            }
-            if k <= j { high = j } else if k >= i { low = i } else { break }
-        }
-        return values[k]
+        quickselect(values, count: count, rank: count / 2)
     }
+}
+
+/// The value of rank `rank` among the first `count` values, reordering them in place (Hoare's
+/// quickselect): order statistics on the real-time path without allocating or sorting.
+func quickselect(_ values: UnsafeMutablePointer<Double>, count: Int, rank: Int) -> Double {
+    var low = 0, high = count - 1
+    while low < high {
+        let pivot = values[(low + high) / 2]
+        var i = low, j = high
+        while i <= j {
+            while values[i] < pivot { i += 1 }
+            while values[j] > pivot { j -= 1 }
+            if i <= j { (values[i], values[j]) = (values[j], values[i]); i += 1; j -= 1 }
+        }
+        if rank <= j { high = j } else if rank >= i { low = i } else { break }
+    }
+    return values[rank]
 }
 
 /// The drift between a capture and a playback clock: how many ppm faster the microphone's clock runs

@@ -225,25 +225,9 @@ public final class JitterBuffer {
         var low = Double.infinity
         for i in 0..<transitCount where transitScratch[i] < low { low = transitScratch[i] }
         let rank = Int(Double(transitCount - 1) * 0.95)
-        let p95 = select(transitScratch, count: transitCount, rank: rank)
+        let p95 = quickselect(transitScratch, count: transitCount, rank: rank)
         let wanted = Int(p95 - low) + frame
         target = max(minTarget, min(maxTarget, wanted))
-    }
-
-    /// The value of rank `rank` among the first `count` (reordered in place): quickselect.
-    private func select(_ values: UnsafeMutablePointer<Double>, count: Int, rank: Int) -> Double {
-        var low = 0, high = count - 1
-        while low < high {
-            let pivot = values[(low + high) / 2]
-            var i = low, j = high
-            while i <= j {
-                while values[i] < pivot { i += 1 }
-                while values[j] > pivot { j -= 1 }
-                if i <= j { (values[i], values[j]) = (values[j], values[i]); i += 1; j -= 1 }
-            }
-            if rank <= j { high = j } else if rank >= i { low = i } else { break }
-        }
-        return values[rank]
     }
 
     private func fillSilence(_ out: UnsafeMutableBufferPointer<Float>) {
