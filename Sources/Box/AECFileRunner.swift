@@ -54,7 +54,8 @@ public struct AECFileReport: Sendable {
 public enum AECFileRunner {
     /// Reads `far` (loudspeaker) and `mic`, cancels, writes `out` (16-bit PCM at the input rate, the
     /// microphone's length). Throws `AECFileError` with a message that says what to fix.
-    public static func run(far: String, mic: String, out: String) throws(AECFileError) -> AECFileReport {
+    /// `linearOnly` switches the residual-echo suppressor off (diagnostics: the linear filter's own output).
+    public static func run(far: String, mic: String, out: String, linearOnly: Bool = false) throws(AECFileError) -> AECFileReport {
         let farAudio = try read(far, role: "far-end (loudspeaker)")
         let micAudio = try read(mic, role: "microphone")
         guard farAudio.sampleRate == micAudio.sampleRate else {
@@ -63,7 +64,7 @@ public enum AECFileRunner {
         let rate = micAudio.sampleRate
         var canceller: EchoCanceller
         do {
-            canceller = try EchoCanceller(EchoCancellerConfiguration(sampleRate: rate))
+            canceller = try EchoCanceller(EchoCancellerConfiguration(sampleRate: rate, residualSuppression: !linearOnly))
         } catch {
             throw AECFileError(description: "\(mic): \(error.description)")
         }

@@ -43,6 +43,7 @@ struct CancellerCore: ~Copyable {
     let model = FloatBuffer(count: Block.padded)
     let gradRe = FloatBuffer(count: Block.padded), gradIm = FloatBuffer(count: Block.padded)
     let sumMain = FloatBuffer(count: Block.padded), sumShadow = FloatBuffer(count: Block.padded)
+    let weightedMain = FloatBuffer(count: Block.padded), weightedShadow = FloatBuffer(count: Block.padded)
     let captureRe = FloatBuffer(count: Block.padded), captureIm = FloatBuffer(count: Block.padded)
     let capturePower = FloatBuffer(count: Block.padded)
     let linearRe = FloatBuffer(count: Block.padded), linearIm = FloatBuffer(count: Block.padded)
@@ -55,6 +56,13 @@ struct CancellerCore: ~Copyable {
     let overlap = FloatBuffer(count: Block.size)
     let errorMain = FloatBuffer(count: Block.size)
     let errorShadow = FloatBuffer(count: Block.size)
+    let shadowGradRe = FloatBuffer(count: Block.padded), shadowGradIm = FloatBuffer(count: Block.padded)
+    /// Main filter: estimated misalignment per coefficient and bin (|H - H_true|^2), the Kalman-like state
+    /// that sets its step; the smoothed error power; the filter's own coefficient power.
+    let misalignment = FloatBuffer(count: Block.padded)
+    let errorPower = FloatBuffer(count: Block.padded)
+    let shadowErrorPower = FloatBuffer(count: Block.padded)
+    let coefficientPower = FloatBuffer(count: Block.padded)
 
     // Smoothed block energies.
     private var smoothedCapture: Float = 0
@@ -63,11 +71,11 @@ struct CancellerCore: ~Copyable {
     private var shadowBetter = 0
     private var shadowWorse = 0
     private var diverging = 0
-    private var lastCopy = -100_000
     private var lastFineCheck = 0
     private var smoothedLinear: Float = 0
     private var smoothedLinearCapture: Float = 0
     private var nonlinearHold = 0
+    private var smoothedTopShare: Float = 0
     private var previousCaptureEnergy: Float = 0
     /// Smoothed capture and output energy over render-active blocks (ERLE).
     private(set) var erleIn: Float = 0
@@ -76,6 +84,20 @@ struct CancellerCore: ~Copyable {
     private(set) var counters = CoreCounters()
     /// Gain for the band above 8 kHz (48 kHz mode), from the top of this band.
     private(set) var upperBandGain: Float = 1
+    /// Residual-echo suppression on (off: the output is the linear canceller's, for diagnostics).
+    var suppression = true
+
+    /// Normalised step of the main filter at full misalignment, and of the shadow filter (fixed).
+    static let mainStep: Float = 0.7
+    static let shadowStep: Float = 0.8
+    /// Misalignment leak per block, relative to the filter's own coefficient power (echo paths move).
+    static let leak: Float = 2e-5
+    /// The largest plausible echo-path power gain per bin (render to microphone): it bounds the
+    /// misalignment and sets the error-driven regularisation, so that where the render is weak and the
+    /// error loud (a pupil talking, the far end fading out) neither filter takes a large step.
+    static let maximumPathGain: Float = 4
+    /// Partitions whose gradient constraint is applied per block (round robin).
+    static let constrainPerBlock = 2
 
     init(mainPartitions: Int, shadowPartitions: Int) {
         self.mainPartitions = mainPartitions
@@ -88,6 +110,7 @@ struct CancellerCore: ~Copyable {
         for n in 0..<Block.fft {
             window[n] = Float(DSPMath.sin(DSPMath.pi * (Double(n) + 0.5) / Double(Block.fft)))
         }
+        misalignment.base.update(repeating: 1e3, count: Block.padded)
     }
 
     /// Estimated delay in 16 kHz samples, nil before the first lock.
@@ -180,19 +203,26 @@ struct CancellerCore: ~Copyable {
         let newest = spectra.advance()
         if realigned {
             for age in 0..<spectra.capacity { computeSpectrum(age: age, slot: spectra.slot(age: age)) }
+            misalignment.base.update(repeating: 1e3, count: Block.padded)
         } else {
             computeSpectrum(age: 0, slot: newest)
         }
         if Block.size * (block + 1 - alignment) > renderWritten { counters.renderStarved &+= 1 }
         spectra.powerSum(count: mainPartitions, into: sumMain.base)
-        spectra.powerSum(count: shadowPartitions, into: sumShadow.base)
+        if shadowPartitions < mainPartitions {
+            spectra.powerSum(count: shadowPartitions, into: sumShadow.base)
+        } else {
+            sumShadow.base.update(from: sumMain.base, count: Block.padded)
+        }
+        main.weightedPower(spectra, into: weightedMain.base)
+        shadow.weightedPower(spectra, into: weightedShadow.base)
         var renderLevel: Float = 0
-        for k in 0..<Block.bins { renderLevel += sumShadow[k] }
-        renderLevel /= Float(Block.fft * Block.fft * shadowPartitions / 2)   // ~ mean square per sample
+        for k in 0..<Block.bins { renderLevel += sumMain[k] }
+        renderLevel /= Float(Block.fft * Block.fft * mainPartitions / 2)   // ~ mean square per sample
         let renderActive = renderLevel > 1e-8
 
         // Both filters.
-        main.filter(spectra, yr: mainRe.base, yi: mainIm.base, model: model.base)
+        main.filter(spectra, yr: mainRe.base, yi: mainIm.base, model: model.base, coefficientPower: coefficientPower.base)
         shadow.filter(spectra, yr: shadowRe.base, yi: shadowIm.base)
         fft.inverse(real: mainRe.base, imaginary: mainIm.base, output: time.base)
         var energyMain: Float = 0
@@ -210,6 +240,7 @@ struct CancellerCore: ~Copyable {
         }
         if !energyMain.isFinite || !energyShadow.isFinite {
             main.reset(); shadow.reset()
+            misalignment.base.update(repeating: 1e3, count: Block.padded)
             counters.divergenceResets &+= 1
             for i in 0..<n { errorMain[i] = y[i]; errorShadow[i] = y[i] }
             energyMain = energyY; energyShadow = energyY
@@ -224,43 +255,56 @@ struct CancellerCore: ~Copyable {
             smoothedLinearCapture += 0.005 * (energyY - smoothedLinearCapture)
         }
 
+        // Error spectra (zero-padded overlap-save frames) of both filters.
+        for i in 0..<n { time[i] = 0; time[n + i] = errorMain[i] }
+        fft.forward(time.base, real: gradRe.base, imaginary: gradIm.base)
+        for i in 0..<n { time[n + i] = errorShadow[i] }
+        fft.forward(time.base, real: shadowGradRe.base, imaginary: shadowGradIm.base)
+
         // Main/shadow supervision.
         if renderActive {
-            if smoothedShadow < 0.5 * smoothedMain && smoothedShadow < 0.7 * smoothedCapture {
+            if smoothedShadow < 0.6 * smoothedMain && smoothedShadow < 0.8 * smoothedCapture {
                 shadowBetter += 1
             } else {
                 shadowBetter = 0
             }
-            if shadowBetter >= 3 {
+            if shadowBetter >= 4 {
                 main.copy(from: shadow, partitions: shadowPartitions)
-                if block - lastCopy > 250 { main.clear(from: shadowPartitions) }
-                lastCopy = block
+                if shadowPartitions < mainPartitions { main.clear(from: shadowPartitions) }
                 errorMain.base.update(from: errorShadow.base, count: n)
-                mainRe.base.update(from: shadowRe.base, count: Block.padded)
-                mainIm.base.update(from: shadowIm.base, count: Block.padded)
+                gradRe.base.update(from: shadowGradRe.base, count: Block.padded)
+                gradIm.base.update(from: shadowGradIm.base, count: Block.padded)
                 energyMain = energyShadow
                 smoothedMain = smoothedShadow
                 shadowBetter = 0
                 counters.shadowCopies &+= 1
+                // As misaligned as its error allows: the step opens up again.
+                misalignment.base.update(repeating: 1e3, count: Block.padded)
+            } else if smoothedShadow < 0.85 * smoothedMain {
+                // The shadow is doing better: the main filter is probably misaligned.
+                for k in 0..<Block.bins { misalignment[k] *= 1.05 }
             }
-            if smoothedShadow > 4 * smoothedMain && smoothedMain < smoothedCapture {
+            if smoothedShadow > 2.5 * smoothedMain && smoothedMain < smoothedCapture {
                 shadowWorse += 1
             } else {
                 shadowWorse = 0
             }
-            if shadowWorse >= 12 {
+            if shadowWorse >= 25 {
                 shadow.copy(from: main, partitions: shadowPartitions)
                 smoothedShadow = smoothedMain
                 shadowWorse = 0
                 counters.shadowResets &+= 1
             }
-            if smoothedMain > 4 * smoothedCapture {
+            // Both filters adding echo for half a second: start again.
+            if smoothedMain > 4 * smoothedCapture && smoothedShadow > 4 * smoothedCapture {
                 diverging += 1
             } else {
                 diverging = 0
             }
-            if diverging >= 50 {
+            if diverging >= 125 {
                 main.reset()
+                shadow.reset()
+                misalignment.base.update(repeating: 1e3, count: Block.padded)
                 smoothedMain = smoothedCapture
                 diverging = 0
                 counters.divergenceResets &+= 1
@@ -282,67 +326,68 @@ struct CancellerCore: ~Copyable {
             time[n + i] = linear[i] * window[n + i]
         }
         fft.forward(time.base, real: linearRe.base, imaginary: linearIm.base)
-        var sumY: Float = 0, sumEcho: Float = 0
-        for v in 0..<Block.vectors {
-            let o = v * 8
-            let cr = load8(captureRe.base, o), ci = load8(captureIm.base, o)
-            let lr = load8(linearRe.base, o), li = load8(linearIm.base, o)
-            let y2 = cr * cr + ci * ci
-            store8(capturePower.base, o, y2)
-            store8(linearPower.base, o, lr * lr + li * li)
-            var lin = SIMD8<Float>()
-            if !useCapture {
-                let dr = cr - lr, di = ci - li
-                lin = dr * dr + di * di
+        if suppression {
+            var sumY: Float = 0, sumEcho: Float = 0
+            for v in 0..<Block.vectors {
+                let o = v * 8
+                let cr = load8(captureRe.base, o), ci = load8(captureIm.base, o)
+                let lr = load8(linearRe.base, o), li = load8(linearIm.base, o)
+                let y2 = cr * cr + ci * ci
+                store8(capturePower.base, o, y2)
+                store8(linearPower.base, o, lr * lr + li * li)
+                var lin = SIMD8<Float>()
+                if !useCapture {
+                    let dr = cr - lr, di = ci - li
+                    lin = dr * dr + di * di
+                }
+                let half = 0.5 * load8(model.base, o)
+                let pe = lin.replacing(with: half, where: half .> lin)
+                store8(echoPower.base, o, pe)
+                store8(linearEcho.base, o, lin)
+                sumY += y2.sum()
+                sumEcho += pe.sum()
             }
-            let pe = pointwiseMax(lin, 0.5 * load8(model.base, o))
-            store8(echoPower.base, o, pe)
-            store8(linearEcho.base, o, lin)
-            sumY += y2.sum()
-            sumEcho += pe.sum()
+            let mismatch = renderActive && (useCapture || smoothedMain > 0.5 * smoothedCapture) && sumEcho > 0.3 * sumY
+            suppressor.process(SuppressorInput(
+                capture: capturePower.base, outputRe: linearRe.base, outputIm: linearIm.base,
+                linearEcho: linearEcho.base, echo: echoPower.base, outputIsCapture: useCapture, mismatch: mismatch,
+                renderActive: renderActive, nonlinear: nonlinearHold > 0 || clipped))
+            // The band above 8 kHz (48 kHz mode) has no filter of its own: it is let through in proportion
+            // to how little of the top of this band (5-7.5 kHz) is echo, by the linear filter's estimate.
+            var topEcho: Float = 0, topCapture: Float = 0
+            for k in 40..<61 { topEcho += linearEcho[k]; topCapture += capturePower[k] }
+            let share = renderActive ? topEcho / (topCapture + 1e-20) : 0
+            smoothedTopShare += (share > smoothedTopShare ? 0.5 : 0.05) * (share - smoothedTopShare)
+            upperBandGain = min(suppressor.meanGain(from: 40, to: Block.bins), max(0.01, 1 - 3 * smoothedTopShare))
         }
-        let mismatch = renderActive && (useCapture || smoothedMain > 0.5 * smoothedCapture) && sumEcho > 0.3 * sumY
-        suppressor.process(SuppressorInput(
-            capture: capturePower.base, outputRe: linearRe.base, outputIm: linearIm.base,
-            linearEcho: linearEcho.base, echo: echoPower.base, outputIsCapture: useCapture, mismatch: mismatch, renderActive: renderActive, nonlinear: nonlinearHold > 0 || clipped))
-        upperBandGain = suppressor.meanGain(from: 40, to: Block.bins)
 
         // Adaptation.
         if renderActive && !clipped {
-            // Main: step = residual echo / error power per bin (small in double talk, large after a change).
-            for i in 0..<n { time[i] = 0; time[n + i] = errorMain[i] }
-            fft.forward(time.base, real: gradRe.base, imaginary: gradIm.base)
-            let deltaMain = SIMD8<Float>(repeating: 1e-7 * Float(Block.fft * Block.fft / 2 * mainPartitions))
-            let muMax = SIMD8<Float>(repeating: 1.0)
-            for v in 0..<Block.vectors {
-                let o = v * 8
-                let res = load8(suppressor.residual.base, o)
-                let err = load8(suppressor.smoothedOutput.base, o)
-                let lp = load8(linearPower.base, o)
-                let mu = pointwiseMin(res / (pointwiseMax(err, lp) + 1e-12), muMax)
-                let g = mu / (load8(sumMain.base, o) + deltaMain)
-                store8(gradRe.base, o, load8(gradRe.base, o) * g)
-                store8(gradIm.base, o, load8(gradIm.base, o) * g)
-            }
+            adaptMain()
             main.adapt(spectra, gr: gradRe.base, gi: gradIm.base)
-            main.constrain(count: 2, fft: fft, scratch: time.base)
+            main.constrain(count: Self.constrainPerBlock, fft: fft, scratch: time.base)
 
-            // Shadow: fixed, fast normalised step.
-            for i in 0..<n { time[i] = 0; time[n + i] = errorShadow[i] }
-            fft.forward(time.base, real: gradRe.base, imaginary: gradIm.base)
-            let deltaShadow = SIMD8<Float>(repeating: 1e-7 * Float(Block.fft * Block.fft / 2 * shadowPartitions))
-            let muShadow = SIMD8<Float>(repeating: 0.8)
+            // Shadow: fixed, fast normalised step, regularised by its own error power.
+            let deltaShadow = SIMD8<Float>(repeating: 1e-8 * Float(Block.fft * shadowPartitions))
+            let muShadow = SIMD8<Float>(repeating: Self.shadowStep)
+            let errorScale = SIMD8<Float>(repeating: 2 * Float(shadowPartitions) / Self.maximumPathGain)
             for v in 0..<Block.vectors {
                 let o = v * 8
-                let g = muShadow / (load8(sumShadow.base, o) + deltaShadow)
-                store8(gradRe.base, o, load8(gradRe.base, o) * g)
-                store8(gradIm.base, o, load8(gradIm.base, o) * g)
+                let er = load8(shadowGradRe.base, o), ei = load8(shadowGradIm.base, o)
+                var ep = load8(shadowErrorPower.base, o)
+                ep += 0.5 * (er * er + ei * ei - ep)
+                store8(shadowErrorPower.base, o, ep)
+                let g = muShadow / (load8(weightedShadow.base, o) + deltaShadow + errorScale * ep)
+                store8(shadowGradRe.base, o, er * g)
+                store8(shadowGradIm.base, o, ei * g)
             }
-            shadow.adapt(spectra, gr: gradRe.base, gi: gradIm.base)
-            shadow.constrain(count: 2, fft: fft, scratch: time.base)
+            shadow.adapt(spectra, gr: shadowGradRe.base, gi: shadowGradIm.base)
+            shadow.constrain(count: Self.constrainPerBlock, fft: fft, scratch: time.base)
+            main.updateWeights()
+            shadow.updateWeights()
         }
 
-        // Synthesis: overlap-add of the suppressed frame.
+        // Synthesis: overlap-add of the (suppressed) frame.
         fft.inverse(real: linearRe.base, imaginary: linearIm.base, output: time.base)
         var energyOut: Float = 0
         for i in 0..<n {
@@ -364,5 +409,36 @@ struct CancellerCore: ~Copyable {
             && suppressor.nearEnergy > 2 * suppressor.noiseEnergy
         if doubleTalk { counters.doubleTalkBlocks &+= 1 }
         block &+= 1
+    }
+
+    /// The main filter's gradient, scaled in place (gradRe/gradIm hold its error spectrum): a Kalman-like
+    /// per-bin step. The expected residual echo is misalignment x render power; the step is the share of the
+    /// error that residual echo explains, so near-end speech and noise (which the residual cannot explain)
+    /// slow the filter down instead of pulling it away, while a misaligned filter adapts at full speed. The
+    /// misalignment shrinks with each update, leaks back up slowly (echo paths move) and never exceeds
+    /// what the error power allows.
+    private mutating func adaptMain() {
+        let partitions = Float(mainPartitions)
+        let delta: Float = 1e-8 * Float(Block.fft * mainPartitions)
+        for k in 0..<Block.bins {
+            let x2 = sumMain[k]
+            let er = gradRe[k], ei = gradIm[k]
+            let e2 = er * er + ei * ei
+            var ep = errorPower[k]
+            ep += 0.5 * (e2 - ep)
+            errorPower[k] = ep
+            var h = misalignment[k]
+            let ceiling = min(4 * ep / (x2 + delta), Self.maximumPathGain / partitions)
+            if h > ceiling { h = ceiling }
+            let residual = 0.5 * h * x2
+            let alpha = Self.mainStep * min(1, residual / (ep + 1e-20))
+            let g = alpha / (weightedMain[k] + delta + 2 * partitions * ep / Self.maximumPathGain)
+            gradRe[k] = er * g
+            gradIm[k] = ei * g
+            h *= 1 - alpha * (2 - alpha) / partitions
+            h += Self.leak * coefficientPower[k] / partitions
+            misalignment[k] = h
+        }
+        for k in Block.bins..<Block.padded { gradRe[k] = 0; gradIm[k] = 0 }
     }
 }

@@ -49,15 +49,21 @@ public struct EchoCancellerConfiguration: Sendable, Equatable {
     /// Echo tail the main filter covers after the bulk delay, in milliseconds (the bulk delay itself,
     /// 0-640 ms, is found separately).
     public var tailMilliseconds: Int
-    /// Length of the fast shadow filter, in milliseconds.
+    /// Length of the fast shadow filter, in milliseconds (at most the tail; by default the same length, so
+    /// that a copy of it into the main filter loses nothing).
     public var shadowMilliseconds: Int
+    /// Residual-echo suppression and comfort noise after the linear filter (default on). Off leaves the
+    /// linear canceller's output alone: for diagnostics, never for a box.
+    public var residualSuppression: Bool
 
-    /// A configuration for `sampleRate` with the defaults: mono, 320 ms tail, 128 ms shadow filter.
-    public init(sampleRate: Int, captureChannels: Int = 1, tailMilliseconds: Int = 320, shadowMilliseconds: Int = 128) {
+    /// A configuration for `sampleRate` with the defaults: mono, 400 ms tail, shadow filter as long.
+    public init(sampleRate: Int, captureChannels: Int = 1, tailMilliseconds: Int = 400, shadowMilliseconds: Int = 640,
+                residualSuppression: Bool = true) {
         self.sampleRate = sampleRate
         self.captureChannels = captureChannels
         self.tailMilliseconds = tailMilliseconds
         self.shadowMilliseconds = shadowMilliseconds
+        self.residualSuppression = residualSuppression
     }
 }
 
@@ -167,6 +173,7 @@ public struct EchoCanceller: ~Copyable {
         let mainPartitions = configuration.tailMilliseconds * 16 / Block.size
         let shadowPartitions = max(4, min(configuration.shadowMilliseconds, configuration.tailMilliseconds) * 16 / Block.size)
         core = CancellerCore(mainPartitions: mainPartitions, shadowPartitions: shadowPartitions)
+        core.suppression = configuration.residualSuppression
         inputBlock = FloatBuffer(count: Block.size)
         outputRing = FloatBuffer(count: Self.outputRingSize)
         // Enough zeros up front that a full frame is always ready: the largest shortfall of whole blocks.

@@ -72,19 +72,63 @@ struct SpectraRing: ~Copyable {
 }
 
 /// A partitioned frequency-domain adaptive filter: `partitions` blocks of 64 taps each.
+///
+/// Adaptation is proportionate (IPNLMS-style): each partition's share of the update grows with its share of
+/// the filter's energy, so the strong early part of a room response converges several times faster than
+/// with plain NLMS while the long, weak tail still adapts. The normaliser is the matching weighted render
+/// power, so the a-posteriori error is exactly (1 - step) times the a-priori error whatever the weights.
 struct PartitionedFilter: ~Copyable {
     let partitions: Int
     let re: FloatBuffer
     let im: FloatBuffer
+    /// Proportionate weights per partition (mean 1) and the partitions' coefficient energies.
+    let weights: FloatBuffer
+    let energies: FloatBuffer
     private var constrainNext = 0
+    /// Share of the weight spread uniformly (1: plain NLMS, 0: fully proportionate).
+    static let uniformShare: Float = 0.5
 
     init(partitions: Int) {
         self.partitions = partitions
         re = FloatBuffer(count: partitions * Block.padded)
         im = FloatBuffer(count: partitions * Block.padded)
+        weights = FloatBuffer(count: partitions)
+        energies = FloatBuffer(count: partitions)
+        weights.base.update(repeating: 1, count: partitions)
     }
 
-    func reset() { re.zero(); im.zero() }
+    func reset() { re.zero(); im.zero(); weights.base.update(repeating: 1, count: partitions) }
+
+    /// Recomputes the partition energies and the proportionate weights.
+    func updateWeights() {
+        var total: Float = 0
+        for p in 0..<partitions {
+            let e = energy(of: p)
+            energies[p] = e
+            total += e
+        }
+        let u = Self.uniformShare
+        guard total > 1e-20 else {
+            weights.base.update(repeating: 1, count: partitions)
+            return
+        }
+        let scale = (1 - u) * Float(partitions) / total
+        for p in 0..<partitions { weights[p] = u + scale * energies[p] }
+    }
+
+    /// sum_p w_p |X_{t-p}|^2 into `out` (72 bins): the proportionate normaliser.
+    func weightedPower(_ x: borrowing SpectraRing, into out: UnsafeMutablePointer<Float>) {
+        let cap = x.capacity
+        for v in 0..<Block.vectors {
+            var acc = SIMD8<Float>()
+            var s = x.head
+            for p in 0..<partitions {
+                acc += weights[p] * load8(x.power.base, s * Block.padded + v * 8)
+                s = s == 0 ? cap - 1 : s - 1
+            }
+            store8(out, v * 8, acc)
+        }
+    }
 
     /// Echo estimate Y = sum_p H_p X_{t-p} into (yr, yi).
     func filter(_ x: borrowing SpectraRing, yr: UnsafeMutablePointer<Float>, yi: UnsafeMutablePointer<Float>) {
@@ -108,13 +152,14 @@ struct PartitionedFilter: ~Copyable {
         }
     }
 
-    /// Like `filter`, and also the power-domain echo model sum_p |H_p|^2 |X_{t-p}|^2 into `model`.
+    /// Like `filter`, and also the power-domain echo model sum_p |H_p|^2 |X_{t-p}|^2 into `model` and the
+    /// coefficient power sum_p |H_p|^2 into `coefficientPower`.
     func filter(_ x: borrowing SpectraRing, yr: UnsafeMutablePointer<Float>, yi: UnsafeMutablePointer<Float>,
-                model: UnsafeMutablePointer<Float>) {
+                model: UnsafeMutablePointer<Float>, coefficientPower: UnsafeMutablePointer<Float>) {
         let cap = x.capacity
         for v in 0..<Block.vectors {
             let off = v * 8
-            var ar = SIMD8<Float>(), ai = SIMD8<Float>(), am = SIMD8<Float>()
+            var ar = SIMD8<Float>(), ai = SIMD8<Float>(), am = SIMD8<Float>(), ah = SIMD8<Float>()
             var s = x.head
             var h = off
             for _ in 0..<partitions {
@@ -123,27 +168,31 @@ struct PartitionedFilter: ~Copyable {
                 let hr = load8(re.base, h), hi = load8(im.base, h)
                 ar += xr * hr - xi * hi
                 ai += xr * hi + xi * hr
-                am += (hr * hr + hi * hi) * load8(x.power.base, xo)
+                let hh = hr * hr + hi * hi
+                ah += hh
+                am += hh * load8(x.power.base, xo)
                 s = s == 0 ? cap - 1 : s - 1
                 h &+= Block.padded
             }
             store8(yr, off, ar)
             store8(yi, off, ai)
             store8(model, off, am)
+            store8(coefficientPower, off, ah)
         }
     }
 
-    /// H_p += conj(X_{t-p}) G for every partition (G already holds step size and normalisation).
+    /// H_p += w_p conj(X_{t-p}) G for every partition (G already holds step size and normalisation).
     func adapt(_ x: borrowing SpectraRing, gr: UnsafeMutablePointer<Float>, gi: UnsafeMutablePointer<Float>) {
         let cap = x.capacity
         var s = x.head
         for p in 0..<partitions {
             let xo = s * Block.padded
             let ho = p * Block.padded
+            let w = SIMD8<Float>(repeating: weights[p])
             for v in 0..<Block.vectors {
                 let o = v * 8
                 let xr = load8(x.re.base, xo + o), xi = load8(x.im.base, xo + o)
-                let g_r = load8(gr, o), g_i = load8(gi, o)
+                let g_r = w * load8(gr, o), g_i = w * load8(gi, o)
                 store8(re.base, ho + o, load8(re.base, ho + o) + xr * g_r + xi * g_i)
                 store8(im.base, ho + o, load8(im.base, ho + o) + xr * g_i - xi * g_r)
             }
@@ -172,6 +221,7 @@ struct PartitionedFilter: ~Copyable {
         if k >= n { reset(); return }
         Self.move(re.base, shift: shift, count: n, by: k)
         Self.move(im.base, shift: shift, count: n, by: k)
+        updateWeights()
     }
 
     private static func move(_ buf: UnsafeMutablePointer<Float>, shift: Int, count n: Int, by k: Int) {
@@ -189,6 +239,7 @@ struct PartitionedFilter: ~Copyable {
         let n = min(count, partitions, other.partitions) * Block.padded
         re.base.update(from: other.re.base, count: n)
         im.base.update(from: other.im.base, count: n)
+        updateWeights()
     }
 
     /// Zeroes partitions from `start` on.

@@ -63,7 +63,9 @@ struct ResidualEchoSuppressor: ~Copyable {
         smoothedOutput = FloatBuffer(count: Block.padded)
         gains = FloatBuffer(count: Block.padded)
         residual = FloatBuffer(count: Block.padded)
-        reset()
+        // (Not through reset(): Swift 6.0 refuses a mutating call on `self` inside this initializer.)
+        noiseFloor.base.update(repeating: 1e-9, count: Block.padded)
+        gains.base.update(repeating: 1, count: Block.padded)
     }
 
     mutating func reset() {
@@ -91,7 +93,7 @@ struct ResidualEchoSuppressor: ~Copyable {
         let warm = blocks < 250
         let floorRise: Float = warm ? 1.02 : 1.0025
         let over = overSubtraction
-        let minLeak: Float = input.nonlinear ? 0.02 : 0.0005
+        let minLeak: Float = input.nonlinear ? 0.02 : 0.004
 
         // Leak regression per band (only while the filter's own output is used).
         if input.renderActive && !input.outputIsCapture {

@@ -123,10 +123,12 @@ struct AEC: ParsableCommand {
     @Option(help: ArgumentHelp("Microphone WAV file.", valueName: "path")) var mic: String
     @Option(help: ArgumentHelp("Output WAV file.", valueName: "path")) var out: String
     @Flag(help: "Print the canceller's statistics.") var stats = false
+    @Flag(name: .customLong("linear-only"), help: "Diagnostics: switch the residual-echo suppressor off (linear filter output).")
+    var linearOnly = false
     func run() throws {
         let report: AECFileReport
         do {
-            report = try AECFileRunner.run(far: far, mic: mic, out: out)
+            report = try AECFileRunner.run(far: far, mic: mic, out: out, linearOnly: linearOnly)
         } catch {
             printError("classbox aec: \(error.description)")
             throw ExitCode(AECFileError.exitCode)
