@@ -81,7 +81,7 @@ let package = Package(
         .target(name: "CAllocationCounter", path: "Sources/CAllocationCounter"),
 
         .testTarget(name: "BoxConfigTests", dependencies: ["BoxConfig"], swiftSettings: strict),
-        .testTarget(name: "EchoCancelTests", dependencies: ["EchoCancel"], swiftSettings: strict),
+        .testTarget(name: "EchoCancelTests", dependencies: ["EchoCancel", "CAllocationCounter"], swiftSettings: strict),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "BoxConfig", "CV4L2", "CGpiod", "CAlsa"], swiftSettings: strict),
         .testTarget(name: "MediaTests", dependencies: ["Media", "Devices", "BoxConfig", "COpus", "CAllocationCounter"], swiftSettings: strict),
         .testTarget(name: "BoxTests", dependencies: ["Box", "BoxConfig", "Devices", "Media"], swiftSettings: strict),

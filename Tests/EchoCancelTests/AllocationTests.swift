@@ -1,16 +1,14 @@
 // Proof that the real-time path allocates nothing. The test executable replaces malloc and friends with
-// per-thread counting wrappers (the CAllocationCounter test-support target, linked into the same test
-// binary through MediaTests). This target may not depend on that module (Package.swift is not ours to
-// change), so its two entry points are bound by symbol name; a clean `import CAllocationCounter` needs
-// "CAllocationCounter" added to EchoCancelTests' dependencies.
+// per-thread counting wrappers (the CAllocationCounter test-support target).
 #if canImport(Glibc)
+import CAllocationCounter
 import Glibc
 import Testing
 @testable import EchoCancel
 
-@_silgen_name("cb_allocations_begin") private func allocationsBegin()
-@_silgen_name("cb_allocations_end") private func allocationsEnd() -> Int
-@_silgen_name("cb_allocations_interposed") private func allocationsInterposed() -> Int32
+private func allocationsBegin() { cb_allocations_begin() }
+private func allocationsEnd() -> Int { cb_allocations_end() }
+private func allocationsInterposed() -> Int32 { cb_allocations_interposed() }
 
 /// The counting allocator's entry points.
 struct AllocationCounter {
