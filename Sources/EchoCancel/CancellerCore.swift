@@ -97,7 +97,7 @@ struct CancellerCore: ~Copyable {
     /// error loud (a pupil talking, the far end fading out) neither filter takes a large step.
     static let maximumPathGain: Float = 4
     /// Partitions whose gradient constraint is applied per block (round robin).
-    static let constrainPerBlock = 2
+    static let constrainPerBlock = 1
 
     init(mainPartitions: Int, shadowPartitions: Int) {
         self.mainPartitions = mainPartitions
@@ -214,16 +214,16 @@ struct CancellerCore: ~Copyable {
         } else {
             sumShadow.base.update(from: sumMain.base, count: Block.padded)
         }
-        main.weightedPower(spectra, into: weightedMain.base)
-        shadow.weightedPower(spectra, into: weightedShadow.base)
         var renderLevel: Float = 0
         for k in 0..<Block.bins { renderLevel += sumMain[k] }
         renderLevel /= Float(Block.fft * Block.fft * mainPartitions / 2)   // ~ mean square per sample
         let renderActive = renderLevel > 1e-8
 
-        // Both filters.
-        main.filter(spectra, yr: mainRe.base, yi: mainIm.base, model: model.base, coefficientPower: coefficientPower.base)
-        shadow.filter(spectra, yr: shadowRe.base, yi: shadowIm.base)
+        // Both filters; in the same pass over the render spectra they give their proportionate normalisers,
+        // sum_p w_p |X_{t-p}|^2 (a sixth accumulator for the power sum above made the main loop slower).
+        main.filter(spectra, yr: mainRe.base, yi: mainIm.base, model: model.base, coefficientPower: coefficientPower.base,
+                    weightedPower: weightedMain.base)
+        shadow.filter(spectra, yr: shadowRe.base, yi: shadowIm.base, weightedPower: weightedShadow.base)
         fft.inverse(real: mainRe.base, imaginary: mainIm.base, output: time.base)
         var energyMain: Float = 0
         for i in 0..<n {
@@ -383,8 +383,8 @@ struct CancellerCore: ~Copyable {
             }
             shadow.adapt(spectra, gr: shadowGradRe.base, gi: shadowGradIm.base)
             shadow.constrain(count: Self.constrainPerBlock, fft: fft, scratch: time.base)
-            main.updateWeights()
-            shadow.updateWeights()
+            main.weightsFromEnergies()
+            shadow.weightsFromEnergies()
         }
 
         // Synthesis: overlap-add of the (suppressed) frame.

@@ -101,12 +101,15 @@ struct PartitionedFilter: ~Copyable {
 
     /// Recomputes the partition energies and the proportionate weights.
     func updateWeights() {
+        for p in 0..<partitions { energies[p] = energy(of: p) }
+        weightsFromEnergies()
+    }
+
+    /// The proportionate weights from `energies` as they stand (`adapt` and `constrain` keep them current,
+    /// so the per-block update need not read the coefficients again).
+    func weightsFromEnergies() {
         var total: Float = 0
-        for p in 0..<partitions {
-            let e = energy(of: p)
-            energies[p] = e
-            total += e
-        }
+        for p in 0..<partitions { total += energies[p] }
         let u = Self.uniformShare
         guard total > 1e-20 else {
             weights.base.update(repeating: 1, count: partitions)
@@ -152,51 +155,86 @@ struct PartitionedFilter: ~Copyable {
         }
     }
 
-    /// Like `filter`, and also the power-domain echo model sum_p |H_p|^2 |X_{t-p}|^2 into `model` and the
-    /// coefficient power sum_p |H_p|^2 into `coefficientPower`.
+    /// `filter` and `weightedPower` in one pass over the render spectra.
     func filter(_ x: borrowing SpectraRing, yr: UnsafeMutablePointer<Float>, yi: UnsafeMutablePointer<Float>,
-                model: UnsafeMutablePointer<Float>, coefficientPower: UnsafeMutablePointer<Float>) {
+                weightedPower weighted: UnsafeMutablePointer<Float>) {
         let cap = x.capacity
+        let w = weights.base
         for v in 0..<Block.vectors {
-            let off = v * 8
-            var ar = SIMD8<Float>(), ai = SIMD8<Float>(), am = SIMD8<Float>(), ah = SIMD8<Float>()
+            let off = v &* 8
+            var ar = SIMD8<Float>(), ai = SIMD8<Float>(), aw = SIMD8<Float>()
             var s = x.head
             var h = off
-            for _ in 0..<partitions {
-                let xo = s * Block.padded + off
+            for p in 0..<partitions {
+                let xo = s &* Block.padded &+ off
+                let xr = load8(x.re.base, xo), xi = load8(x.im.base, xo)
+                let hr = load8(re.base, h), hi = load8(im.base, h)
+                ar += xr * hr - xi * hi
+                ai += xr * hi + xi * hr
+                aw += w[p] * load8(x.power.base, xo)
+                s = s == 0 ? cap &- 1 : s &- 1
+                h &+= Block.padded
+            }
+            store8(yr, off, ar)
+            store8(yi, off, ai)
+            store8(weighted, off, aw)
+        }
+    }
+
+    /// Like `filter`, and also the power-domain echo model sum_p |H_p|^2 |X_{t-p}|^2 into `model` and the
+    /// coefficient power sum_p |H_p|^2 into `coefficientPower`, and the proportionate normaliser
+    /// sum_p w_p |X_{t-p}|^2 (what `weightedPower` computes) into `weighted`.
+    func filter(_ x: borrowing SpectraRing, yr: UnsafeMutablePointer<Float>, yi: UnsafeMutablePointer<Float>,
+                model: UnsafeMutablePointer<Float>, coefficientPower: UnsafeMutablePointer<Float>,
+                weightedPower weighted: UnsafeMutablePointer<Float>) {
+        let cap = x.capacity
+        let w = weights.base
+        for v in 0..<Block.vectors {
+            let off = v &* 8
+            var ar = SIMD8<Float>(), ai = SIMD8<Float>(), am = SIMD8<Float>(), ah = SIMD8<Float>()
+            var aw = SIMD8<Float>()
+            var s = x.head
+            var h = off
+            for p in 0..<partitions {
+                let xo = s &* Block.padded &+ off
                 let xr = load8(x.re.base, xo), xi = load8(x.im.base, xo)
                 let hr = load8(re.base, h), hi = load8(im.base, h)
                 ar += xr * hr - xi * hi
                 ai += xr * hi + xi * hr
                 let hh = hr * hr + hi * hi
                 ah += hh
-                am += hh * load8(x.power.base, xo)
-                s = s == 0 ? cap - 1 : s - 1
+                let xp = load8(x.power.base, xo)
+                am += hh * xp
+                aw += w[p] * xp
+                s = s == 0 ? cap &- 1 : s &- 1
                 h &+= Block.padded
             }
             store8(yr, off, ar)
             store8(yi, off, ai)
             store8(model, off, am)
             store8(coefficientPower, off, ah)
+            store8(weighted, off, aw)
         }
     }
 
-    /// H_p += w_p conj(X_{t-p}) G for every partition (G already holds step size and normalisation).
+    /// H_p += w_p conj(X_{t-p}) G for every partition (G already holds step size and normalisation); the
+    /// partitions' new energies go into `energies`.
     func adapt(_ x: borrowing SpectraRing, gr: UnsafeMutablePointer<Float>, gi: UnsafeMutablePointer<Float>) {
         let cap = x.capacity
         var s = x.head
         for p in 0..<partitions {
-            let xo = s * Block.padded
-            let ho = p * Block.padded
+            let xp = x.re.base + s &* Block.padded, xq = x.im.base + s &* Block.padded
+            let hp = re.base + p &* Block.padded, hq = im.base + p &* Block.padded
             let w = SIMD8<Float>(repeating: weights[p])
             for v in 0..<Block.vectors {
-                let o = v * 8
-                let xr = load8(x.re.base, xo + o), xi = load8(x.im.base, xo + o)
+                let o = v &* 8
+                let xr = load8(xp, o), xi = load8(xq, o)
                 let g_r = w * load8(gr, o), g_i = w * load8(gi, o)
-                store8(re.base, ho + o, load8(re.base, ho + o) + xr * g_r + xi * g_i)
-                store8(im.base, ho + o, load8(im.base, ho + o) + xr * g_i - xi * g_r)
+                store8(hp, o, load8(hp, o) + xr * g_r + xi * g_i)
+                store8(hq, o, load8(hq, o) + xr * g_i - xi * g_r)
             }
-            s = s == 0 ? cap - 1 : s - 1
+            energies[p] = energy(of: p)   // while the partition is in L1 (faster than fused into the loop above)
+            s = s == 0 ? cap &- 1 : s &- 1
         }
     }
 
@@ -210,6 +248,7 @@ struct PartitionedFilter: ~Copyable {
             fft.inverse(real: re.base + o, imaginary: im.base + o, output: scratch)
             (scratch + Block.size).update(repeating: 0, count: Block.size)
             fft.forward(scratch, real: re.base + o, imaginary: im.base + o)
+            energies[p] = energy(of: p)
         }
     }
 
@@ -280,9 +319,9 @@ struct PartitionedFilter: ~Copyable {
     /// Energy of one partition's coefficients.
     func energy(of p: Int) -> Float {
         var acc = SIMD8<Float>()
-        let o = p * Block.padded
+        let o = p &* Block.padded
         for v in 0..<Block.vectors {
-            let r = load8(re.base, o + v * 8), i = load8(im.base, o + v * 8)
+            let r = load8(re.base, o &+ v &* 8), i = load8(im.base, o &+ v &* 8)
             acc += r * r + i * i
         }
         return acc.sum()
