@@ -97,7 +97,7 @@ struct CancellerCore: ~Copyable {
     /// error loud (a pupil talking, the far end fading out) neither filter takes a large step.
     static let maximumPathGain: Float = 4
     /// Partitions whose gradient constraint is applied per block (round robin).
-    static let constrainPerBlock = 1
+    static let constrainPerBlock = 2
 
     init(mainPartitions: Int, shadowPartitions: Int) {
         self.mainPartitions = mainPartitions

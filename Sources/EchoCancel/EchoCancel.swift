@@ -56,8 +56,8 @@ public struct EchoCancellerConfiguration: Sendable, Equatable {
     /// linear canceller's output alone: for diagnostics, never for a box.
     public var residualSuppression: Bool
 
-    /// A configuration for `sampleRate` with the defaults: mono, 336 ms tail, shadow filter as long.
-    public init(sampleRate: Int, captureChannels: Int = 1, tailMilliseconds: Int = 336, shadowMilliseconds: Int = 640,
+    /// A configuration for `sampleRate` with the defaults: mono, 400 ms tail, shadow filter as long.
+    public init(sampleRate: Int, captureChannels: Int = 1, tailMilliseconds: Int = 400, shadowMilliseconds: Int = 640,
                 residualSuppression: Bool = true) {
         self.sampleRate = sampleRate
         self.captureChannels = captureChannels
