@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Devices
 
@@ -32,10 +33,18 @@ struct SoundCardTests {
         } throws: { ($0 as? ALSAError)?.description.contains("no sound cards at all") == true }
     }
 
-    @Test("listing cards on a machine without sound drivers returns none and does not fail")
-    func listing() {
-        let cards = SoundCard.list()
-        for card in cards { #expect(!card.id.isEmpty) }
+    @Test("the cards listed are the kernel's cards, by index and id (none on a machine without sound drivers)")
+    func listing() throws {
+        // /proc/asound/cards lines look like " 0 [Loopback       ]: Loopback - Loopback"; absent without ALSA.
+        let text = (try? String(contentsOfFile: "/proc/asound/cards", encoding: .utf8)) ?? ""
+        let kernel = text.split(separator: "\n").compactMap { line -> (Int, String)? in
+            guard let open = line.firstIndex(of: "["), let close = line.firstIndex(of: "]"),
+                  let index = Int(line[..<open].trimmingCharacters(in: .whitespaces)) else { return nil }
+            return (index, line[line.index(after: open)..<close].trimmingCharacters(in: .whitespaces))
+        }
+        let listed = SoundCard.list(probe: false)
+        #expect(listed.map(\.index) == kernel.map(\.0))
+        #expect(listed.map(\.id) == kernel.map(\.1))
     }
 
     @Test("a PCM's capabilities are probed through libasound")
