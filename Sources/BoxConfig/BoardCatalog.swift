@@ -68,7 +68,7 @@ public struct BoardCatalog: Sendable {
 }
 
 /// Reads a configuration file as UTF-8, with an error that says what to do when it cannot.
-func readConfigText(_ path: String) throws(ConfigError) -> String {
+package func readConfigText(_ path: String) throws(ConfigError) -> String {
     guard let data = FileManager.default.contents(atPath: path) else {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {

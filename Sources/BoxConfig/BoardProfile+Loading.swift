@@ -30,7 +30,7 @@ extension BoardProfile {
                             camera: camera, gpio: gpio, performance: performance, simRoom: simRoom ?? nil)
     }
 
-    static func isValidName(_ s: String) -> Bool {
+    package static func isValidName(_ s: String) -> Bool {
         !s.isEmpty && s.count <= 63 && s.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 }
             && s.first != "-"
     }

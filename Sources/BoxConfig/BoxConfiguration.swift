@@ -22,6 +22,20 @@ public struct BoxConfiguration: Sendable, Equatable {
     /// Camera control presets (`[camera.presets.NAME]`) and the one applied at start.
     public var camera: CameraSettings = CameraSettings()
 
+    /// A configuration from its parts (provisioning builds them from an inventory).
+    public init(board: String?, identity: Identity, peers: [Peer], media: Media, control: Control?, janus: Janus?,
+                logLevel: LogLevel?, sim: Sim?, camera: CameraSettings = CameraSettings()) {
+        self.board = board
+        self.identity = identity
+        self.peers = peers
+        self.media = media
+        self.control = control
+        self.janus = janus
+        self.logLevel = logLevel
+        self.sim = sim
+        self.camera = camera
+    }
+
     /// The box's role in a lesson.
     public enum Role: String, Sendable, CaseIterable {
         /// The center school's box: the teacher is here.
@@ -45,6 +59,15 @@ public struct BoxConfiguration: Sendable, Equatable {
         public var role: Role
         /// IANA time zone, e.g. `Europe/Lisbon`; nil keeps the system's.
         public var timezone: String?
+
+        /// An identity from its parts.
+        public init(id: String, school: String, classroom: String, role: Role, timezone: String?) {
+            self.id = id
+            self.school = school
+            self.classroom = classroom
+            self.role = role
+            self.timezone = timezone
+        }
     }
 
     /// Another box in a direct-mode lesson.
@@ -59,6 +82,15 @@ public struct BoxConfiguration: Sendable, Equatable {
         public var audioPort: Int
         /// The UDP port of its video RTP session.
         public var videoPort: Int
+
+        /// A peer from its parts.
+        public init(id: String, address: String, role: Role, audioPort: Int = 5004, videoPort: Int = 5006) {
+            self.id = id
+            self.address = address
+            self.role = role
+            self.audioPort = audioPort
+            self.videoPort = videoPort
+        }
     }
 
     /// How media is carried.
@@ -88,6 +120,9 @@ public struct BoxConfiguration: Sendable, Equatable {
         public var security: Security = .srtp
         /// The SRTP master key and salt (30 bytes, base64), until the control channel delivers keys.
         public var srtpKey: String?
+
+        /// The defaults: ports 5004/5006, 20 ms frames at 32 kbit/s, SRTP.
+        public init() {}
     }
 
     /// The MQTT control channel.
@@ -102,6 +137,15 @@ public struct BoxConfiguration: Sendable, Equatable {
         public var keyFile: String?
         /// MQTT keep-alive in seconds.
         public var keepaliveS: Int
+
+        /// A control channel from its parts.
+        public init(broker: String, caFile: String?, certFile: String?, keyFile: String?, keepaliveS: Int = 30) {
+            self.broker = broker
+            self.caFile = caFile
+            self.certFile = certFile
+            self.keyFile = keyFile
+            self.keepaliveS = keepaliveS
+        }
     }
 
     /// The Janus media server.
@@ -239,7 +283,7 @@ private func isValidTimezone(_ name: String) -> Bool {
 }
 
 /// Host names (RFC 1123) and IPv4/IPv6 literals.
-func isValidHost(_ s: String) -> Bool {
+package func isValidHost(_ s: String) -> Bool {
     guard !s.isEmpty, s.count <= 253 else { return false }
     if s.contains(":") { return s.allSatisfy { $0.isHexDigit || $0 == ":" || $0 == "." } }
     return s.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in

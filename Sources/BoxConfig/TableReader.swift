@@ -1,8 +1,8 @@
 internal import TOMLKit
 
 /// Shared state of one file being read: its name, where its keys are, and the problems found so far.
-final class ReadContext {
-    let file: String
+package final class ReadContext {
+    package let file: String
     let sourceMap: TOMLSourceMap
     private(set) var problems: [ConfigProblem] = []
 
@@ -11,12 +11,15 @@ final class ReadContext {
         self.sourceMap = sourceMap
     }
 
-    func report(_ path: KeyPath, _ message: String) {
+    /// The line `path` (or its closest enclosing table) is written on.
+    package func sourceMapLine(_ path: KeyPath) -> Int? { sourceMap.line(of: path) }
+
+    package func report(_ path: KeyPath, _ message: String) {
         problems.append(ConfigProblem(file: file, line: sourceMap.line(of: path), key: path, message: message))
     }
 
     /// Problems sorted by line, so the output reads top to bottom like the file.
-    var sortedProblems: [ConfigProblem] {
+    package var sortedProblems: [ConfigProblem] {
         problems.enumerated().sorted { a, b in
             (a.element.line ?? 0, a.offset) < (b.element.line ?? 0, b.offset)
         }.map(\.element)
@@ -25,10 +28,10 @@ final class ReadContext {
 
 /// Reads the keys of one TOML table with types and ranges checked, recording every problem with its
 /// line; `finish()` then names the keys nobody asked for (typos, keys from another version).
-final class TableReader {
+package final class TableReader {
     let table: TOMLTable
-    let path: KeyPath
-    let context: ReadContext
+    package let path: KeyPath
+    package let context: ReadContext
     private var consumed: Set<String> = []
 
     init(table: TOMLTable, path: KeyPath, context: ReadContext) {
@@ -38,7 +41,7 @@ final class TableReader {
     }
 
     /// Parses `text` and returns a reader for its root table, or the syntax error with its line.
-    static func parse(text: String, file: String) throws(ConfigError) -> TableReader {
+    package static func parse(text: String, file: String) throws(ConfigError) -> TableReader {
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
@@ -51,7 +54,10 @@ final class TableReader {
         return TableReader(table: table, path: KeyPath(), context: ReadContext(file: file, sourceMap: TOMLSourceMap(text: text)))
     }
 
-    func report(_ key: String, _ message: String) { context.report(path.appending(key), message) }
+    package func report(_ key: String, _ message: String) { context.report(path.appending(key), message) }
+
+    /// The keys written in this table, in file order is not guaranteed: sort before reporting.
+    package var keys: [String] { Array(table.keys) }
 
     private func value(_ key: String) -> (any TOMLValueConvertible)? {
         consumed.insert(key)
@@ -68,14 +74,14 @@ final class TableReader {
 
     // MARK: Scalars
 
-    func string(_ key: String, required: Bool = false, example: String = "\"...\"") -> String? {
+    package func string(_ key: String, required: Bool = false, example: String = "\"...\"") -> String? {
         guard let v = value(key) else { if required { missing(key, example) }; return nil }
         guard v.type == .string, let s = v.string else { typeMismatch(key, expected: "a string", found: v); return nil }
         if required && s.trimmingWhitespace().isEmpty { report(key, "must not be empty"); return nil }
         return s
     }
 
-    func int(_ key: String, range: ClosedRange<Int>, required: Bool = false, unit: String = "") -> Int? {
+    package func int(_ key: String, range: ClosedRange<Int>, required: Bool = false, unit: String = "") -> Int? {
         guard let v = value(key) else { if required { missing(key, "\(range.lowerBound)") }; return nil }
         guard v.type == .int, let i = v.int else { typeMismatch(key, expected: "an integer", found: v); return nil }
         guard range.contains(i) else {
@@ -85,7 +91,7 @@ final class TableReader {
         return i
     }
 
-    func int(_ key: String, oneOf allowed: [Int], required: Bool = false, unit: String = "") -> Int? {
+    package func int(_ key: String, oneOf allowed: [Int], required: Bool = false, unit: String = "") -> Int? {
         guard let v = value(key) else { if required { missing(key, "\(allowed[0])") }; return nil }
         guard v.type == .int, let i = v.int else { typeMismatch(key, expected: "an integer", found: v); return nil }
         guard allowed.contains(i) else {
@@ -95,7 +101,7 @@ final class TableReader {
         return i
     }
 
-    func double(_ key: String, range: ClosedRange<Double>, required: Bool = false, unit: String = "") -> Double? {
+    package func double(_ key: String, range: ClosedRange<Double>, required: Bool = false, unit: String = "") -> Double? {
         guard let v = value(key) else { if required { missing(key, "\(range.lowerBound)") }; return nil }
         let d: Double
         if v.type == .double, let x = v.double { d = x } else if v.type == .int, let i = v.int { d = Double(i) } else {
@@ -108,13 +114,13 @@ final class TableReader {
         return d
     }
 
-    func bool(_ key: String, required: Bool = false) -> Bool? {
+    package func bool(_ key: String, required: Bool = false) -> Bool? {
         guard let v = value(key) else { if required { missing(key, "true") }; return nil }
         guard v.type == .bool, let b = v.bool else { typeMismatch(key, expected: "true or false", found: v); return nil }
         return b
     }
 
-    func choice<E: RawRepresentable & CaseIterable>(_ key: String, _ type: E.Type = E.self, required: Bool = false) -> E?
+    package func choice<E: RawRepresentable & CaseIterable>(_ key: String, _ type: E.Type = E.self, required: Bool = false) -> E?
     where E.RawValue == String {
         let names = E.allCases.map(\.rawValue)
         guard let v = value(key) else {
@@ -132,7 +138,7 @@ final class TableReader {
         return e
     }
 
-    func strings(_ key: String, required: Bool = false, nonEmpty: Bool = false) -> [String]? {
+    package func strings(_ key: String, required: Bool = false, nonEmpty: Bool = false) -> [String]? {
         guard let v = value(key) else { if required { missing(key, "[\"...\"]") }; return nil }
         guard v.type == .array, let array = v.array else { typeMismatch(key, expected: "an array of strings", found: v); return nil }
         var result: [String] = []
@@ -147,7 +153,7 @@ final class TableReader {
         return result
     }
 
-    func ints(_ key: String, range: ClosedRange<Int>) -> [Int]? {
+    package func ints(_ key: String, range: ClosedRange<Int>) -> [Int]? {
         guard let v = value(key) else { return nil }
         guard v.type == .array, let array = v.array else { typeMismatch(key, expected: "an array of integers", found: v); return nil }
         var result: [Int] = []
@@ -167,7 +173,7 @@ final class TableReader {
 
     // MARK: Tables
 
-    func table(_ key: String, required: Bool = false) -> TableReader? {
+    package func table(_ key: String, required: Bool = false) -> TableReader? {
         guard let v = value(key) else {
             if required { context.report(path.appending(key), "table [\(path.appending(key))] is required and missing") }
             return nil
@@ -176,7 +182,7 @@ final class TableReader {
         return TableReader(table: t, path: path.appending(key), context: context)
     }
 
-    func tables(_ key: String) -> [TableReader] {
+    package func tables(_ key: String) -> [TableReader] {
         guard let v = value(key) else { return [] }
         guard v.type == .array, let array = v.array else {
             typeMismatch(key, expected: "an array of tables ([[\(key)]])", found: v)
@@ -194,7 +200,7 @@ final class TableReader {
     }
 
     /// Reports every key of this table that no reader asked for, suggesting the closest known key.
-    func finish(known extra: [String] = []) {
+    package func finish(known extra: [String] = []) {
         let knownKeys = Array(consumed) + extra
         for key in table.keys where !consumed.contains(key) && !extra.contains(key) {
             var message = "unknown key"

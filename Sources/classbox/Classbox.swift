@@ -6,6 +6,7 @@ import BoxConfig
 import Foundation
 import Logging
 import Media
+import Provisioning
 
 @main
 struct Classbox: ParsableCommand {
@@ -147,10 +148,101 @@ struct Devices: ParsableCommand {
 }
 
 struct Provision: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Configure a fleet of boxes over SSH from an inventory file.")
-    @Argument(help: ArgumentHelp("Inventory file.", valueName: "inventory")) var inventory: String?
+    static let configuration = CommandConfiguration(
+        abstract: "Configure a fleet of boxes over SSH from an inventory file.",
+        discussion: """
+            Per box, through one multiplexed OpenSSH connection: renders its classbox.toml from the inventory, \
+            compares it with the box's, uploads what differs beside its target, validates it on the box \
+            (classbox config check), keeps the previous file as .prev, renames it into place, restarts the \
+            service and rolls back if it does not come back. Exit codes: 0 every box ok or changed, \
+            2 inventory or usage error (nothing sent), 3 a box failed or was unreachable.
+            """)
+    @Argument(help: ArgumentHelp("Inventory file (TOML).", valueName: "inventory")) var inventory: String
+    @Flag(help: "Show what would change; change nothing.") var check = false
+    @Flag(help: "Show a unified diff of each box's configuration change.") var diff = false
     @Flag(help: "Print the recap as JSON.") var json = false
-    func run() throws { throw notYetAvailable("provision", "fleet provisioning") }
+    @Option(help: "Boxes worked on at the same time.") var forks = 5
+    @Option(help: "Extra connection attempts on network failures (exponential backoff).") var retries = 2
+    @Option(name: .customLong("timeout"), help: ArgumentHelp("Seconds allowed for each remote step.", valueName: "seconds"))
+    var stepTimeout = 60.0
+    @Option(help: ArgumentHelp("A classbox binary or update bundle to install on every box.", valueName: "file")) var install: String?
+    @Option(help: ArgumentHelp("The SHA-256 the --install file must have (default: FILE.sha256 next to it).", valueName: "hex"))
+    var sha256: String?
+    @Flag(help: "Run `classbox diagnose --json` on each box and collect the reports.") var diagnose = false
+    @Option(help: ArgumentHelp("Write the fleet report (fleet.csv, fleet.json, fleet.html) into this directory (implies --diagnose).",
+                               valueName: "dir"))
+    var report: String?
+    @Option(help: ArgumentHelp("Only these boxes (comma-separated ids).", valueName: "ids")) var limit: String?
+    @Flag(name: .customLong("accept-new-host-keys"),
+          help: "Record the host keys of boxes not yet in known_hosts (a changed key is still refused).")
+    var acceptNewHostKeys = false
+
+    func run() throws {
+        let inventory: Inventory
+        do { inventory = try Inventory.load(path: self.inventory) } catch {
+            printError(error.description)
+            throw ExitCode(ProvisionExit.usage)
+        }
+        var options = ProvisionOptions()
+        options.check = check
+        options.diff = diff
+        options.forks = max(1, forks)
+        options.retries = max(0, retries)
+        options.stepTimeoutS = max(1, stepTimeout)
+        options.diagnose = diagnose || report != nil
+        options.acceptNewHostKeys = acceptNewHostKeys
+        if let limit {
+            let ids = Set(limit.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
+            let unknown = ids.subtracting(inventory.boxes.map(\.id))
+            guard unknown.isEmpty else {
+                printError("classbox provision: --limit names boxes not in \(self.inventory): \(unknown.sorted().joined(separator: ", "))")
+                throw ExitCode(ProvisionExit.usage)
+            }
+            options.limit = ids
+        }
+        if let install {
+            // Verified before upload here, and after upload on each box (sha256sum).
+            var expected = sha256?.lowercased()
+            if expected == nil, let sidecar = try? String(contentsOfFile: install + ".sha256", encoding: .utf8) {
+                expected = sidecar.split(separator: " ").first.map { String($0).lowercased() }
+            }
+            guard let expected, expected.count == 64, expected.allSatisfy(\.isHexDigit) else {
+                printError("classbox provision: --install needs the file's SHA-256: pass --sha256 HEX or put `sha256sum` output in \(install).sha256")
+                throw ExitCode(ProvisionExit.usage)
+            }
+            guard let actual = SHA256.hex(file: install) else {
+                printError("classbox provision: cannot read \(install)")
+                throw ExitCode(ProvisionExit.usage)
+            }
+            guard actual == expected else {
+                printError("classbox provision: \(install) has SHA-256 \(actual), not the expected \(expected); refusing to install it")
+                throw ExitCode(ProvisionExit.usage)
+            }
+            options.install = InstallFile(path: install, sha256: expected)
+        }
+        let terminal = isatty(2) == 1
+        let provisioner = FleetProvisioner(options: options) { line in
+            // On a terminal every step is shown; in a log only each box's result.
+            if terminal || line.hasPrefix("[") { printError(line) }
+        }
+        let recap = provisioner.run(inventory)
+        if json {
+            print(recap.json())
+        } else {
+            for box in recap.boxes { if let diff = box.diff, !diff.isEmpty, self.diff { print(diff, terminator: "") } }
+            print(recap.table, terminator: "")
+        }
+        if let report {
+            do {
+                try FleetReport(recap: recap).write(to: report)
+                printError("fleet report: \(report)/fleet.html, fleet.csv, fleet.json")
+            } catch {
+                printError("classbox provision: cannot write the fleet report to \(report): \(error)")
+                throw ExitCode(ProvisionExit.boxesFailed)
+            }
+        }
+        if recap.exitCode != 0 { throw ExitCode(recap.exitCode) }
+    }
 }
 
 struct ConfigCommand: ParsableCommand {
