@@ -85,6 +85,7 @@ let package = Package(
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "BoxConfig", "CV4L2", "CGpiod", "CAlsa"], swiftSettings: strict),
         .testTarget(name: "MediaTests", dependencies: ["Media", "Devices", "BoxConfig", "COpus", "CAllocationCounter"], swiftSettings: strict),
         .testTarget(name: "BoxTests", dependencies: ["Box", "BoxConfig", "Devices", "Media"], swiftSettings: strict),
+        .testTarget(name: "ProvisioningTests", dependencies: ["Provisioning", "BoxConfig"], swiftSettings: strict),
         .testTarget(name: "ClassboxCLITests", dependencies: ["BoxConfig"], swiftSettings: strict),
         .testTarget(name: "ArchitectureTests", swiftSettings: strict),
         // Run by scripts/vm-test inside a QEMU VM with the kernel's test drivers (CLASSBOX_VM_LANE=1).

@@ -265,8 +265,8 @@ struct BoxProvisioner {
         for file in staged {
             commit += "mv -f \(shellQuote(file.staged)) \(shellQuote(file.target)) || { rollback; exit 71; }\n"
         }
-        if hostnameChange { commit += "\(paths.hostnameCommand) \(shellQuote(box.id)) || { rollback; exit 72; }\n" }
-        if timezoneChange, let timezone { commit += "\(paths.timezoneCommand) \(shellQuote(timezone)) || { rollback; exit 72; }\n" }
+        if hostnameChange { commit += "\(paths.expand(paths.hostnameCommand)) \(shellQuote(box.id)) || { rollback; exit 72; }\n" }
+        if timezoneChange, let timezone { commit += "\(paths.expand(paths.timezoneCommand)) \(shellQuote(timezone)) || { rollback; exit 72; }\n" }
         let committed = try step(ssh, "committing", commit, committed: true)
         guard committed.status == 0 else {
             throw Stop(status: .failed, reason: "commit failed (exit \(committed.status): \(lastLine(committed.stderr))); rolled back to the previous files")
@@ -276,8 +276,8 @@ struct BoxProvisioner {
         guard staged.contains(where: { $0.change == "config" || $0.change == "binary" }) else { return }
         let tries = max(1, paths.restartTimeoutS * 5)
         let restart = """
-            \(paths.restartCommand) || exit 80
-            i=0; until \(paths.statusCommand); do i=$((i+1)); [ $i -ge \(tries) ] && exit 81; sleep 0.2; done
+            \(paths.expand(paths.restartCommand)) || exit 80
+            i=0; until \(paths.expand(paths.statusCommand)); do i=$((i+1)); [ $i -ge \(tries) ] && exit 81; sleep 0.2; done
             """
         let restarted = try step(ssh, "restarting the service", restart, timeout: Double(paths.restartTimeoutS) + options.stepTimeoutS, committed: true)
         guard restarted.status != 0 else { return }
@@ -285,9 +285,9 @@ struct BoxProvisioner {
         for file in staged {
             undo += "if [ -e \(shellQuote(file.prev)) ]; then mv -f \(shellQuote(file.prev)) \(shellQuote(file.target)); else rm -f \(shellQuote(file.target)); fi\n"
         }
-        if hostnameChange, let old = outcome.facts?.hostname, !old.isEmpty { undo += "\(paths.hostnameCommand) \(shellQuote(old))\n" }
-        if timezoneChange, let old = outcome.facts?.timezone, !old.isEmpty { undo += "\(paths.timezoneCommand) \(shellQuote(old))\n" }
-        undo += "\(paths.restartCommand)\n"
+        if hostnameChange, let old = outcome.facts?.hostname, !old.isEmpty { undo += "\(paths.expand(paths.hostnameCommand)) \(shellQuote(old))\n" }
+        if timezoneChange, let old = outcome.facts?.timezone, !old.isEmpty { undo += "\(paths.expand(paths.timezoneCommand)) \(shellQuote(old))\n" }
+        undo += "\(paths.expand(paths.restartCommand))\n"
         let undone = try step(ssh, "rolling back", undo, committed: true)
         let what = restarted.status == 80 ? "the restart command failed" : "the service did not come back within \(paths.restartTimeoutS) s"
         throw Stop(status: .failed, reason: "\(what) after the change; " + (undone.status == 0 ? "rolled back to the previous configuration and restarted" : "ROLLBACK FAILED (exit \(undone.status)): \(lastLine(undone.stderr))"))

@@ -93,8 +93,8 @@ public enum UnifiedDiff {
         var i = 0, j = 0
         while i < n || j < m {
             if i < n, j < m, a[i] == b[j] { ops.append(.same(i, j)); i += 1; j += 1 }
-            else if j < m, i == n || lcs[i][j + 1] >= lcs[i + 1][j] { ops.append(.ins(j)); j += 1 }
-            else { ops.append(.del(i)); i += 1 }
+            else if i < n, j == m || lcs[i + 1][j] >= lcs[i][j + 1] { ops.append(.del(i)); i += 1 }
+            else { ops.append(.ins(j)); j += 1 }
         }
         // Group changes into hunks with their context.
         var out = "--- \(oldName)\n+++ \(newName)\n"

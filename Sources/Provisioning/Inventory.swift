@@ -89,6 +89,9 @@ public struct BoxPaths: Sendable, Equatable {
     /// The default paths of a box built from our image.
     public init() {}
 
+    /// A command with `{root}` replaced by `root` (so one command line serves every fake root in a test).
+    public func expand(_ command: String) -> String { command.replacingOccurrences(of: "{root}", with: root) }
+
     /// `path` under `root`.
     public func onBox(_ path: String) -> String { root.isEmpty ? path : root + path }
     /// The `authorized_keys` file of `user`.

@@ -27,8 +27,9 @@ public enum SHA256 {
         defer { try? handle.close() }
         var state = State()
         while true {
-            guard let chunk = try? handle.read(upToCount: 1 << 20) else { return nil }
-            if chunk.isEmpty { break }
+            let piece: Data?
+            do { piece = try handle.read(upToCount: 1 << 20) } catch { return nil }
+            guard let chunk = piece, !chunk.isEmpty else { break }  // nil or empty: the end of the file
             chunk.withUnsafeBytes { state.update($0) }
         }
         return state.finish()
