@@ -212,32 +212,52 @@ struct BoxProvisioner {
         outcome.status = .changed
         if options.check { return }
 
-        // 3. Stage every file beside its target, verified by SHA-256 after the upload.
-        var staged: [ManagedFile] = []
+        // 3. Stage every file beside its target, in one stream and one remote step, each verified by size
+        //    and SHA-256: if the stream breaks anywhere, that step removes every staged file, so a lost
+        //    connection leaves nothing behind.
         func discard() {
             let rm = "rm -f " + leftovers.map(shellQuote).joined(separator: " ")
             _ = ssh.run(rm, timeout: options.stepTimeoutS)
         }
-        for file in files {
-            let command = """
-                set -u; t=\(shellQuote(file.target)); n=\(shellQuote(file.staged)); mkdir -p "$(dirname "$t")" || exit 73
-                umask 077; cat > "$n" || { rm -f "$n"; exit 74; }
-                s=$(sha256sum < "$n" | cut -c1-64)
-                if [ "$s" != \(shellQuote(file.sha256)) ]; then rm -f "$n"; echo "checksum after upload is $s" >&2; exit 65; fi
-                chmod \(file.mode) "$n"
-                if [ -e "$t" ]; then chown --reference="$t" "$n" 2>/dev/null; chmod --reference="$t" "$n"; fi
-                """
-            let result: CommandResult
-            do {
-                result = try step(ssh, "uploading \(file.change)", command, stdinFile: file.localFile,
-                                  timeout: file.change == "binary" ? options.uploadTimeoutS : options.stepTimeoutS)
-            } catch { throw error }
-            guard result.status == 0 else {
-                discard()
-                throw Stop(status: .failed, reason: "upload of \(file.change) failed: \(lastLine(result.stderr)); nothing was committed")
-            }
-            staged.append(file)
+        let stream = scratchDirectory + "/" + box.id + ".upload"
+        guard FileManager.default.createFile(atPath: stream, contents: nil), let out = FileHandle(forWritingAtPath: stream) else {
+            throw Stop(status: .failed, reason: "cannot write the local file \(stream)")
         }
+        var sizes: [Int] = []
+        for file in files {
+            guard let input = FileHandle(forReadingAtPath: file.localFile) else {
+                try? out.close()
+                throw Stop(status: .failed, reason: "cannot read \(file.localFile)")
+            }
+            var size = 0
+            while let chunk = try? input.read(upToCount: 1 << 20), !chunk.isEmpty { out.write(chunk); size += chunk.count }
+            try? input.close()
+            sizes.append(size)
+        }
+        try? out.close()
+        defer { try? FileManager.default.removeItem(atPath: stream) }
+        var upload = "set -u; umask 077\nclean() { rm -f " + leftovers.map(shellQuote).joined(separator: " ") + "; }\n"
+        for (file, size) in zip(files, sizes) {
+            let t = shellQuote(file.target), n = shellQuote(file.staged)
+            upload += """
+                mkdir -p "$(dirname \(t))" || { clean; exit 73; }
+                head -c \(size) > \(n) || { clean; exit 74; }
+                [ "$(stat -c %s \(n))" = \(size) ] || { clean; echo "\(file.change): the upload stopped early" >&2; exit 75; }
+                s=$(sha256sum < \(n) | cut -c1-64)
+                [ "$s" = \(shellQuote(file.sha256)) ] || { clean; echo "\(file.change): checksum after upload is $s" >&2; exit 65; }
+                chmod \(file.mode) \(n)
+                if [ -e \(t) ]; then chown --reference=\(t) \(n) 2>/dev/null; chmod --reference=\(t) \(n); fi
+
+                """
+        }
+        let total = sizes.reduce(0, +)
+        let uploaded = try step(ssh, "uploading \(files.map(\.change).joined(separator: ", ")) (\(total) bytes)", upload, stdinFile: stream,
+                                timeout: files.contains { $0.change == "binary" } ? options.uploadTimeoutS : options.stepTimeoutS)
+        guard uploaded.status == 0 else {
+            discard()
+            throw Stop(status: .failed, reason: "upload failed: \(lastLine(uploaded.stderr)); nothing was committed")
+        }
+        let staged = files
 
         // 4. Validate on the box, with the classbox that will read it (the new one when installing).
         let binary = staged.first { $0.change == "binary" }?.staged ?? paths.onBox(paths.classbox)

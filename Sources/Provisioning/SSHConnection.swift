@@ -42,7 +42,7 @@ public enum SSHFailure: Sendable, Equatable, CustomStringConvertible {
                        "Timeout, server", "closed by remote host"] where stderr.contains(marker) {
             return .connection(detail: "\(address): \(marker.lowercased())")
         }
-        let last = lines.last { !$0.isEmpty && !$0.hasPrefix("Warning: Permanently added") } ?? "ssh exited with status 255"
+        let last = lines.last { !$0.isEmpty && !$0.hasPrefix("Warning: Permanently added") } ?? "the connection dropped (ssh exited with status 255 and no message)"
         return .connection(detail: "\(address): \(last)")
     }
 }

@@ -167,12 +167,13 @@ struct ProvisionerLogicTests {
         let ssh = FakeSSH { args, remote in
             guard let remote else { return CommandResult(status: 0) }
             if remote.hasPrefix("f()") { return factsOutput(config: "board = \"sim\"\n") }
-            if remote.contains("cat > ") { return CommandResult(status: 255, stderr: "Timeout, server 192.0.2.21 not responding.\n") }
+            if remote.contains("head -c ") { return CommandResult(status: 255, stderr: "Timeout, server 192.0.2.21 not responding.\n") }
             return CommandResult(status: 0)
         }
         let recap = try provision(ssh)
         #expect(recap.boxes[0].status == .unreachable)
-        #expect(recap.boxes[0].reason == "connection lost during uploading config (192.0.2.21: timeout, server); nothing was committed, the box is as it was")
+        let bytes = ProvisionerLogicTests.rendered.utf8.count
+        #expect(recap.boxes[0].reason == "connection lost during uploading config (\(bytes) bytes) (192.0.2.21: timeout, server); nothing was committed, the box is as it was")
         #expect(!ssh.remoteCommands.contains { $0.contains("mv -f") })
     }
 

@@ -22,7 +22,7 @@ let labBoxes: [LabBox] = [
     .init(n: "06", id: "lake-1", school: "lake", classroom: "Class 1", role: "remote", peers: []),
     .init(n: "07", id: "pine-1", school: "lake", classroom: "Pine annex", role: "remote", peers: []),      // no sshd
     .init(n: "08", id: "stone-2", school: "lake", classroom: "Class 2", role: "remote", peers: []),       // refuses the key
-    .init(n: "09", id: "valley-3", school: "river", classroom: "Class 3", role: "remote", peers: []),     // board unknown there
+    .init(n: "09", id: "valley-3", school: "valley", classroom: "Class 3", role: "remote", peers: []),     // board unknown there
     .init(n: "10", id: "bay-6", school: "bay", classroom: "Class 6", role: "remote", peers: []),         // drops mid-upload
 ]
 let goodBoxes = Array(labBoxes.prefix(6))
@@ -60,7 +60,7 @@ func labInventory(_ lab: String, knownHosts: String? = nil, bitrate: Int? = nil)
 
         """
     let names = ["town": "Town Center School", "hill": "Hillside Primary School", "river": "Riverside School",
-                 "north": "North Hills School", "lake": "Lakeside School", "bay": "Bay School"]
+                 "north": "North Hills School", "lake": "Lakeside School", "valley": "Valley School", "bay": "Bay School"]
     var school = ""
     for box in labBoxes {
         if box.school != school {
@@ -161,7 +161,7 @@ struct ProvisioningLabTests {
         #expect(reasons["valley-3"]?.reason?.contains("the box rejected the new configuration (classbox config check, exit 2)") == true)
         #expect(reasons["valley-3"]?.reason?.contains("no board profile named \"qemu-amd64\"") == true)
         #expect(reasons["bay-6"]?.status == .unreachable)
-        #expect(reasons["bay-6"]?.reason?.hasPrefix("connection lost during uploading binary") == true, "\(reasons["bay-6"]?.reason ?? "")")
+        #expect(reasons["bay-6"]?.reason?.hasPrefix("connection lost during uploading config, keys:teacher, binary (") == true, "\(reasons["bay-6"]?.reason ?? "")")
         // The box's sshd notices the dead link within ClientAliveInterval x CountMax (3 s) and the upload
         // step removes its partial file; give it that long before comparing.
         let deadline = Date().addingTimeInterval(8)
