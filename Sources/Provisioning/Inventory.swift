@@ -140,7 +140,10 @@ private let groupKeys = ["board", "timezone", "log_level", "ssh", "paths", "medi
 extension Inventory {
     /// Reads and validates an inventory file.
     public static func load(path: String) throws(ConfigError) -> Inventory {
-        try parse(readConfigText(path), file: path)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ConfigError(file: path, message: "does not exist; give the inventory file's path (see README: Provisioning)")
+        }
+        return try parse(readConfigText(path), file: path)
     }
 
     /// Reads and validates inventory text; `file` names it in errors. Every box's configuration is

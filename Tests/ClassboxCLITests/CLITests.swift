@@ -101,12 +101,56 @@ struct CLITests {
     }
 
     @Test("features of later releases say so and exit 2", arguments: [
-        ["diagnose"], ["provision"],
+        ["diagnose"],
     ])
     func notYetAvailable(arguments: [String]) throws {
         let r = try classbox(arguments)
         #expect(r.status == 2)
         #expect(r.stderr.contains("not yet available"))
+    }
+
+    @Test("provision names the inventory's mistakes by file, line and key and sends nothing (exit 2)")
+    func provisionInventoryErrors() throws {
+        let path = try writeTemporary("[[schools]]\nname = \"S\"\n[[schools.boxes]]\nid = \"a\"\nclasroom = \"C\"\naddress = \"127.0.0.1\"\nrole = \"remote\"\n",
+                                      name: "fleet.toml")
+        let r = try classbox(["provision", path])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("fleet.toml:5: error: key 'schools[0].boxes[0].clasroom': unknown key; did you mean 'classroom'?"))
+        #expect(r.stdout.isEmpty)
+    }
+
+    @Test("provision refuses a file to install whose checksum differs (exit 2)")
+    func provisionChecksum() throws {
+        let inventory = try writeTemporary("[[schools]]\nname = \"S\"\n[[schools.boxes]]\nid = \"a\"\nclassroom = \"C\"\naddress = \"127.0.0.1\"\nrole = \"remote\"\n",
+                                           name: "fleet.toml")
+        let bundle = try writeTemporary("not the firmware", name: "bundle")
+        let r = try classbox(["provision", inventory, "--install", bundle, "--sha256", String(repeating: "0", count: 64)])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("refusing to install it"))
+    }
+
+    @Test("provision reports an unreachable box in the recap and exits 3")
+    func provisionUnreachable() throws {
+        // Port 1 on loopback: refused at once, without any SSH server.
+        let inventory = try writeTemporary("""
+            [defaults.ssh]
+            port = 1
+            config_file = "/dev/null"
+            [[schools]]
+            name = "S"
+            [[schools.boxes]]
+            id = "a"
+            classroom = "C"
+            address = "127.0.0.1"
+            role = "remote"
+
+            """, name: "fleet.toml")
+        let r = try classbox(["provision", inventory, "--retries", "0", "--json"])
+        #expect(r.status == 3)
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let boxes = object?["boxes"] as? [[String: Any]]
+        #expect(boxes?.first?["status"] as? String == "unreachable")
+        #expect((boxes?.first?["reason"] as? String)?.contains("connection refused") == true)
     }
 
     @Test("run on real hardware is not yet available; on the sim board without [sim] it says what to add")

@@ -275,6 +275,7 @@ struct SHA256Tests {
         try data.write(to: URL(fileURLWithPath: path))
         let result = ProcessRunner().run(["sha256sum", path], stdinFile: nil, timeout: 30)
         #expect(SHA256.hex(file: path) == String(result.text.prefix(64)))
+        #expect(SHA256.hexInSwift(file: path) == String(result.text.prefix(64)))
         #expect(SHA256.hex(data) == String(result.text.prefix(64)))
     }
 }
