@@ -132,7 +132,8 @@ struct ProvisioningLabTests {
         let recap = try #require(first.recap, "no JSON recap: \(first.stdout)\n\(first.stderr)")
         #expect(first.status == 3)
         print("10 boxes provisioned in \(String(format: "%.1f", recap.seconds)) s (classbox provision --forks 10, 9.6 MB update each)")
-        print(FleetRecap(inventory: recap.inventory, check: false, seconds: recap.seconds, boxes: recap.boxes).table)
+        print(recap.table)
+        print("seconds per box: " + recap.boxes.map { "\($0.box) \(String(format: "%.1f", $0.seconds))" }.joined(separator: ", "))
         func outcome(_ box: LabBox, in recap: FleetRecap) throws -> BoxOutcome { try #require(recap.boxes.first { $0.box == box.id }) }
 
         for box in goodBoxes {
@@ -174,6 +175,7 @@ struct ProvisioningLabTests {
         let second = provisionInLab([inventoryPath, "--json", "--forks", "10", "--install", update, "--report", reportDir])
         let recap2 = try #require(second.recap, "no JSON recap: \(second.stdout)\n\(second.stderr)")
         print(recap2.table)
+        print("seconds per box: " + recap2.boxes.map { "\($0.box) \(String(format: "%.1f", $0.seconds))" }.joined(separator: ", "))
         #expect(second.status == 3)
         for box in goodBoxes {
             let o = try outcome(box, in: recap2)
