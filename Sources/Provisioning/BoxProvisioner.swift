@@ -246,6 +246,7 @@ struct BoxProvisioner {
                 s=$(sha256sum < \(n) | cut -c1-64)
                 [ "$s" = \(shellQuote(file.sha256)) ] || { clean; echo "\(file.change): checksum after upload is $s" >&2; exit 65; }
                 chmod \(file.mode) \(n)
+                \(userCheck(file))
                 if [ -e \(t) ]; then chown --reference=\(t) \(n) 2>/dev/null; chmod --reference=\(t) \(n); fi
 
                 """
@@ -278,6 +279,9 @@ struct BoxProvisioner {
         for file in staged.reversed() {
             commit += "  if [ -e \(shellQuote(file.prev)) ]; then mv -f \(shellQuote(file.prev)) \(shellQuote(file.target)); else rm -f \(shellQuote(file.target)); fi\n"
         }
+        if hostnameChange, let old = outcome.facts?.hostname, !old.isEmpty {
+            commit += "  [ -z \"${hn:-}\" ] || \(paths.expand(paths.hostnameCommand)) \(shellQuote(old))\n"
+        }
         commit += "  rm -f " + leftovers.map(shellQuote).joined(separator: " ") + "\n  :\n}\n"
         for file in staged {
             commit += "rm -f \(shellQuote(file.prev)); if [ -e \(shellQuote(file.target)) ]; then cp -p \(shellQuote(file.target)) \(shellQuote(file.prev)) || { rollback; exit 70; }; fi\n"
@@ -285,7 +289,7 @@ struct BoxProvisioner {
         for file in staged {
             commit += "mv -f \(shellQuote(file.staged)) \(shellQuote(file.target)) || { rollback; exit 71; }\n"
         }
-        if hostnameChange { commit += "\(paths.expand(paths.hostnameCommand)) \(shellQuote(box.id)) || { rollback; exit 72; }\n" }
+        if hostnameChange { commit += "\(paths.expand(paths.hostnameCommand)) \(shellQuote(box.id)) || { rollback; exit 72; }\nhn=1\n" }
         if timezoneChange, let timezone { commit += "\(paths.expand(paths.timezoneCommand)) \(shellQuote(timezone)) || { rollback; exit 72; }\n" }
         let committed = try step(ssh, "committing", commit, committed: true)
         guard committed.status == 0 else {
@@ -313,12 +317,23 @@ struct BoxProvisioner {
         throw Stop(status: .failed, reason: "\(what) after the change; " + (undone.status == 0 ? "rolled back to the previous configuration and restarted" : "ROLLBACK FAILED (exit \(undone.status)): \(lastLine(undone.stderr))"))
     }
 
+    /// On a real box (no root prefix), keys are only installed for users that exist there; a new
+    /// file is given to its user.
+    func userCheck(_ file: ManagedFile) -> String {
+        guard paths.root.isEmpty, file.change.hasPrefix("keys:") else { return "" }
+        let user = shellQuote(String(file.change.dropFirst(5)))
+        return "id -u \(user) >/dev/null 2>&1 || { clean; echo \"user \"\(user)\" does not exist on the box; create it (or remove it from the inventory)\" >&2; exit 76; }; [ -e \(shellQuote(file.target)) ] || chown \(user) \(shellQuote(file.staged)) \"$(dirname \(shellQuote(file.target)))\""
+    }
+
     /// Reads the managed files, hostname, time zone, version and binary checksum in one step.
     func readFacts(_ ssh: SSHConnection) throws(Stop) -> [String: String] {
         var script = "f() { if [ -e \"$2\" ]; then printf '%s ' \"$1\"; base64 -w0 < \"$2\" || exit 90; echo; fi; }\n"
         script += "f config \(shellQuote(paths.onBox(paths.config)))\n"
         script += "f hostname \(shellQuote(paths.onBox(paths.hostnameFile)))\n"
-        script += "f timezone \(shellQuote(paths.onBox(paths.timezoneFile)))\n"
+        // Debian before trixie keeps /etc/timezone; trixie has only the /etc/localtime link.
+        let timezoneFile = shellQuote(paths.onBox(paths.timezoneFile))
+        script += "if [ -e \(timezoneFile) ]; then f timezone \(timezoneFile); "
+        script += "elif l=$(readlink \(shellQuote(paths.onBox("/etc/localtime"))) 2>/dev/null); then printf 'timezone '; printf '%s\\n' \"${l#*zoneinfo/}\" | base64 -w0; echo; fi\n"
         for user in box.users { script += "f keys:\(user.name) \(shellQuote(paths.authorizedKeys(of: user.name)))\n" }
         let binary = shellQuote(paths.onBox(paths.classbox))
         script += "if [ -x \(binary) ]; then printf 'version '; \(binary) --version 2>/dev/null | base64 -w0; echo; printf 'binary '; sha256sum < \(binary) | cut -c1-64 | base64 -w0; echo; fi\n"
