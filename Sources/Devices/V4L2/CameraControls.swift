@@ -61,6 +61,13 @@ let wellKnownControlKeys: [UInt32: String] = [
     UInt32(V4L2_CID_PAN_ABSOLUTE): "pan",
     UInt32(V4L2_CID_TILT_ABSOLUTE): "tilt",
     UInt32(V4L2_CID_ZOOM_ABSOLUTE): "zoom",
+    // Encoders (memory-to-memory).
+    UInt32(V4L2_CID_MPEG_VIDEO_BITRATE): "video_bitrate",
+    UInt32(V4L2_CID_MPEG_VIDEO_GOP_SIZE): "video_gop_size",
+    UInt32(V4L2_CID_MPEG_VIDEO_H264_I_PERIOD): "h264_i_frame_period",
+    UInt32(V4L2_CID_MPEG_VIDEO_H264_PROFILE): "h264_profile",
+    UInt32(V4L2_CID_MPEG_VIDEO_REPEAT_SEQ_HEADER): "repeat_sequence_header",
+    UInt32(V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME): "force_key_frame",
 ]
 
 /// A control's preset key from its driver name: "White Balance, Automatic" -> "white_balance_automatic".
