@@ -111,7 +111,7 @@ struct StructLayoutTests {
 
     @Test("the tables cover the structs the drivers use")
     func coverage() {
-        #expect(v4l2Layouts.count == 15)
+        #expect(v4l2Layouts.count == 18)
         #expect(gpioLayouts.count == 8)
         #expect(cb_gpiod_api_version() == 1 || cb_gpiod_api_version() == 2)
     }

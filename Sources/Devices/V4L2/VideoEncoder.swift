@@ -177,7 +177,7 @@ public final class VideoEncoder {
     }
 
     /// Runs `body` on the session, dropping the session when the device turns out to be gone.
-    private func withSession<R>(_ call: String, _ body: (EncoderSession) throws(CameraError) -> R) throws(CameraError) -> R? {
+    private func withSession<R>(_ body: (EncoderSession) throws(CameraError) -> R) throws(CameraError) -> R? {
         guard let session else { return nil }
         do { return try body(session) } catch where error.kind == .gone {
             self.session = nil
@@ -196,7 +196,7 @@ public final class VideoEncoder {
             counters.framesDropped += 1
             return false
         }
-        let queued = try withSession("VIDIOC_QBUF") { (s: EncoderSession) throws(CameraError) -> Bool in
+        let queued = try withSession { (s: EncoderSession) throws(CameraError) -> Bool in
             try s.submit(frame, nanoseconds: nanoseconds, timeoutMs: Int32(clamping: timeoutMs))
         } ?? false
         if queued { counters.framesIn += 1 } else { counters.framesDropped += 1 }
@@ -206,7 +206,7 @@ public final class VideoEncoder {
     /// The next coded frame, or nil when none came within `timeoutMs`, the drain has ended, or the
     /// encoder is gone. Give every frame back with `release`.
     public func nextFrame(timeoutMs: Int = 1000) throws(CameraError) -> EncodedFrame? {
-        let frame = try withSession("VIDIOC_DQBUF") { (s: EncoderSession) throws(CameraError) -> EncodedFrame? in
+        let frame = try withSession { (s: EncoderSession) throws(CameraError) -> EncodedFrame? in
             let result = try s.next(timeoutMs: Int32(clamping: timeoutMs))
             counters.corrupt = s.corrupt
             return result
@@ -221,7 +221,7 @@ public final class VideoEncoder {
 
     /// Gives a coded frame's buffer back to the driver (a no-op for frames of a session that has gone).
     public func release(_ frame: EncodedFrame) throws(CameraError) {
-        _ = try withSession("VIDIOC_QBUF") { (s: EncoderSession) throws(CameraError) in try s.release(frame) }
+        _ = try withSession { (s: EncoderSession) throws(CameraError) in try s.release(frame) }
     }
 
     /// Runs `body` on the next coded frame in place and gives the buffer back; nil when none came.
@@ -236,7 +236,7 @@ public final class VideoEncoder {
     /// when the driver has no such control (the GOP then brings one) or the encoder is gone.
     @discardableResult
     public func requestKeyFrame() throws(CameraError) -> Bool {
-        let done = try withSession("VIDIOC_S_CTRL") { (s: EncoderSession) throws(CameraError) -> Bool in try s.forceKeyFrame() } ?? false
+        let done = try withSession { (s: EncoderSession) throws(CameraError) -> Bool in try s.forceKeyFrame() } ?? false
         if done { counters.keyFramesRequested += 1 }
         return done
     }
@@ -273,7 +273,7 @@ public final class VideoEncoder {
 
     /// Starts encoding again after a drain (V4L2_ENC_CMD_START); the encoder's state (GOP) carries on.
     public func resume() throws(CameraError) {
-        _ = try withSession("V4L2_ENC_CMD_START") { (s: EncoderSession) throws(CameraError) in try s.resume() }
+        _ = try withSession { (s: EncoderSession) throws(CameraError) in try s.resume() }
     }
 
     /// Tries to find and open the encoder again (same driver and card, same settings); true when open.
@@ -316,6 +316,8 @@ final class EncoderSession {
     private(set) var rawFrameBytes = 0
     private(set) var rawBytesPerLine = 0
     private(set) var corrupt = 0
+    private var rawLayout: RawFrameLayout? = nil
+    private var heldCodedIndices: Set<Int> = []
 
     init(handle: consuming VideoDeviceHandle, device info: VideoDeviceInfo, settings: EncoderSettings) throws(CameraError) {
         self.handle = handle
@@ -332,10 +334,15 @@ final class EncoderSession {
         _ = try setFormat(codedType, settings.codedFormat, settings.width, settings.height, what: "coded")
         // 2. The raw format and size.
         let raw = try setFormat(rawType, settings.rawFormat, settings.width, settings.height, what: "raw")
-        guard raw.fourcc == settings.rawFormat, raw.width >= settings.width, raw.height >= settings.height else {
+        // The driver may pad the height (to its macroblock rows); a different width or a smaller height
+        // would put the camera's lines in the wrong place.
+        guard raw.fourcc == settings.rawFormat, raw.width == settings.width, raw.height >= settings.height, raw.height - settings.height < 64,
+              let layout = RawFrameLayout(fourcc: settings.rawFormat, width: settings.width, height: settings.height,
+                                          bytesPerLine: raw.bytesPerLine, paddedHeight: raw.height, sizeImage: raw.sizeImage) else {
             throw CameraError(kind: .refused, device: device, call: "VIDIOC_S_FMT",
-                              detail: "asked for \(settings.rawFormat) \(settings.width)x\(settings.height) input, the encoder set \(raw.fourcc) \(raw.width)x\(raw.height)")
+                              detail: "asked for \(settings.rawFormat) \(settings.width)x\(settings.height) input, the encoder set \(raw.fourcc) \(raw.width)x\(raw.height) (\(raw.bytesPerLine) bytes per line); choose a camera size the encoder takes")
         }
+        rawLayout = layout
         rawFrameBytes = raw.sizeImage
         rawBytesPerLine = raw.bytesPerLine
         // 3. The frame rate, on the OUTPUT queue (an encoder's rate control needs it).
@@ -497,14 +504,13 @@ final class EncoderSession {
         }
         guard let index = freeRaw.popLast() else { return false }
         let region = rawBuffers[index]
-        guard frame.count <= region.count else {
+        guard let layout = rawLayout, let used = layout.copy(frame, into: region) else {
             freeRaw.append(index)
             throw CameraError(kind: .refused, device: device, call: "VIDIOC_QBUF",
-                              detail: "a raw frame of \(frame.count) bytes does not fit the encoder's \(region.count)-byte buffers (format \(rawFrameBytes) bytes per frame)")
+                              detail: "a raw frame of \(frame.count) bytes is not one \(rawLayout.map { "\($0.fourcc) \($0.width)x\($0.height) frame (\($0.packedBytes) bytes)" } ?? "frame") the encoder's \(region.count)-byte buffers take")
         }
-        if let base = frame.baseAddress, frame.count > 0 { region.baseAddress!.copyMemory(from: base, byteCount: frame.count) }
         var buffer = makeBuffer(rawType, index)
-        if multiplanar { buffer.plane.bytesused = UInt32(frame.count) } else { buffer.buffer.bytesused = UInt32(frame.count) }
+        if multiplanar { buffer.plane.bytesused = UInt32(used) } else { buffer.buffer.bytesused = UInt32(used) }
         buffer.buffer.field = V4L2_FIELD_NONE.rawValue
         buffer.buffer.timestamp = timeval(tv_sec: Int(nanoseconds / 1_000_000_000), tv_usec: Int(nanoseconds % 1_000_000_000 / 1000))
         do { try handle.call(.queueBuffer, &buffer) } catch {
@@ -557,6 +563,7 @@ final class EncoderSession {
                 continue
             }
             heldCoded += 1
+            heldCodedIndices.insert(index)
             let region = UnsafeRawBufferPointer(codedBuffers[index])
             let upper = min(region.count, start + used)
             return EncodedFrame(index: index, bytes: UnsafeRawBufferPointer(rebasing: region[min(start, upper)..<upper]),
@@ -567,6 +574,7 @@ final class EncoderSession {
     }
 
     func release(_ frame: EncodedFrame) throws(CameraError) {
+        guard heldCodedIndices.remove(frame.index) != nil else { return }  // returned by a queue restart already
         heldCoded -= 1
         var buffer = makeBuffer(codedType, frame.index)
         do { try handle.call(.queueBuffer, &buffer) } catch { throw CameraError.from(error, device: device, call: "VIDIOC_QBUF (coded)") }
@@ -606,5 +614,92 @@ final class EncoderSession {
             do { try handle.call(.queueBuffer, &buffer) } catch { throw CameraError.from(error, device: device, call: "VIDIOC_QBUF (coded)") }
         }
         parkedCoded = []
+        // Nothing was queued since the drain, so CAPTURE has nothing to give: EPIPE here means the driver
+        // kept its end-of-stream state through START (vicodec in Linux 6.1 does). The spec's other way to
+        // resume is restarting the CAPTURE queue, which loses nothing now.
+        var probe = makeBuffer(codedType)
+        do {
+            try handle.call(.dequeueBuffer, &probe)
+            // Not possible by the protocol; give the buffer back rather than lose it.
+            var requeue = makeBuffer(codedType, Int(probe.buffer.index))
+            try handle.call(.queueBuffer, &requeue)
+        } catch {
+            if error == .brokenPipe { try restartCodedQueue() }
+            else if error != .wouldBlock { throw CameraError.from(error, device: device, call: "VIDIOC_DQBUF (coded)") }
+        }
+    }
+
+    /// STREAMOFF/STREAMON on the CAPTURE queue (the encoder resets and resumes), every buffer the caller
+    /// does not hold queued again.
+    private func restartCodedQueue() throws(CameraError) {
+        for on in [false, true] {
+            var t = Int32(bitPattern: codedType)
+            do { try handle.call(on ? .streamOn : .streamOff, &t) } catch {
+                throw CameraError.from(error, device: device, call: on ? "VIDIOC_STREAMON (coded)" : "VIDIOC_STREAMOFF (coded)")
+            }
+        }
+        parkedCoded = []
+        for index in codedBuffers.indices where !heldCodedIndices.contains(index) {
+            var buffer = makeBuffer(codedType, index)
+            do { try handle.call(.queueBuffer, &buffer) } catch { throw CameraError.from(error, device: device, call: "VIDIOC_QBUF (coded)") }
+        }
+        drained = false
+    }
+}
+
+/// Where a camera's raw frame goes in an encoder's buffer: the encoder may pad each line (bytes per line)
+/// and the height (macroblock rows), and the planes of NV12 and YU12 then start further in.
+struct RawFrameLayout: Equatable {
+    var fourcc: FourCC
+    var width: Int, height: Int
+    var bytesPerLine: Int, paddedHeight: Int, sizeImage: Int
+
+    /// The planes as (rows, bytes per row in the packed frame, bytes per line in the driver's buffer).
+    private var planes: [(rows: Int, packedRow: Int, stride: Int)] {
+        switch fourcc {
+        case .nv12: return [(height, width, bytesPerLine), (height / 2, width, bytesPerLine)]
+        case .yuv420: return [(height, width, bytesPerLine), (height / 2, width / 2, bytesPerLine / 2), (height / 2, width / 2, bytesPerLine / 2)]
+        default: return [(height, width * 2, bytesPerLine)]  // packed 4:2:2 (YUYV, UYVY)
+        }
+    }
+
+    private var paddedRows: [Int] {
+        switch fourcc {
+        case .nv12: return [paddedHeight, paddedHeight / 2]
+        case .yuv420: return [paddedHeight, paddedHeight / 2, paddedHeight / 2]
+        default: return [paddedHeight]
+        }
+    }
+
+    init?(fourcc: FourCC, width: Int, height: Int, bytesPerLine: Int, paddedHeight: Int, sizeImage: Int) {
+        guard [.nv12, .yuv420, .yuyv, FourCC("UYVY")].contains(fourcc), width > 0, height > 0, paddedHeight >= height else { return nil }
+        self.fourcc = fourcc
+        self.width = width
+        self.height = height
+        self.bytesPerLine = bytesPerLine
+        self.paddedHeight = paddedHeight
+        self.sizeImage = sizeImage
+        guard planes.allSatisfy({ $0.stride >= $0.packedRow }), zip(planes, paddedRows).map({ $0.stride * $1 }).reduce(0, +) <= sizeImage else { return nil }
+    }
+
+    /// Bytes of one frame as the camera packs it (no padding).
+    var packedBytes: Int { planes.map { $0.rows * $0.packedRow }.reduce(0, +) }
+
+    /// Copies a packed frame into a driver buffer; the bytes used, or nil when `frame` is not one frame.
+    func copy(_ frame: UnsafeRawBufferPointer, into region: UnsafeMutableRawBufferPointer) -> Int? {
+        guard frame.count == packedBytes, let source = frame.baseAddress, let target = region.baseAddress, sizeImage <= region.count else { return nil }
+        if planes.allSatisfy({ $0.stride == $0.packedRow }) && paddedHeight == height {
+            target.copyMemory(from: source, byteCount: frame.count)
+            return frame.count
+        }
+        var from = 0, to = 0
+        for (plane, padded) in zip(planes, paddedRows) {
+            for row in 0..<plane.rows {
+                (target + to + row * plane.stride).copyMemory(from: source + from + row * plane.packedRow, byteCount: plane.packedRow)
+            }
+            from += plane.rows * plane.packedRow
+            to += padded * plane.stride
+        }
+        return sizeImage
     }
 }
