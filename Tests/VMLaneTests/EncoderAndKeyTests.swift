@@ -127,6 +127,32 @@ struct EncoderAndKeyTests {
         #expect(sizes.count == 12 && sizes[1..<6].max()! < sizes[7..<12].min()!, "flat predicted frames are smaller than noisy ones")
     }
 
+    @Test("round trip: vivid frames encoded by vicodec's encoder and decoded by its decoder come back close to the originals")
+    func roundTrip() throws {
+        let spec = try encoderBoard()
+        let camera = try Camera(spec: spec, bufferCount: 4)
+        let encoder = try VideoEncoder(spec: spec, input: camera.mode)
+        var originals: [[UInt8]] = [], coded: [[UInt8]] = []
+        for _ in 0..<6 {
+            let queued = try camera.withNextFrame(timeoutMs: 5000) { frame -> Bool in
+                originals.append(Array(frame.bytes))
+                return (try? encoder.submit(frame.bytes, nanoseconds: frame.nanoseconds, timeoutMs: 2000)) ?? false
+            }
+            #expect(queued == true)
+            if let c = try encoder.withNextFrame(timeoutMs: 5000, { Array($0.bytes) }) { coded.append(c) }
+        }
+        _ = try encoder.drain(timeoutMs: 5000) { coded.append(Array($0.bytes)) }
+        #expect(coded.count == originals.count)
+        let path = try #require(TestFWHTDecoder.find(), "no vicodec stateful decoder node")
+        let decoded = try TestFWHTDecoder(path: path).decode(coded, width: 640, height: 360, to: .yuyv)
+        let psnr = zip(originals, decoded).map { lumaPSNR($0, $1) }
+        let gray = lumaPSNR(originals[3], [UInt8](repeating: 128, count: originals[3].count))
+        log("round trip through \(path): luma PSNR \(psnr.map { String(format: "%.1f", $0) }.joined(separator: ", ")) dB (against flat gray: \(String(format: "%.1f", gray)) dB); coded \(coded.map(\.count).reduce(0, +)) bytes for \(originals.map(\.count).reduce(0, +)) raw")
+        #expect(decoded.count == originals.count && decoded.allSatisfy { $0.count == 640 * 360 * 2 })
+        #expect(psnr.allSatisfy { $0 > 30 }, "decoded frames resemble their originals")
+        #expect(gray < 15, "the check can fail: a flat frame does not resemble vivid's")
+    }
+
     @Test("an encode session recorded from vicodec replays without it, call for call")
     func encoderTraceReplay() throws {
         let spec = try encoderBoard()
