@@ -108,7 +108,7 @@ struct EncoderTests {
     func paddedLayout() throws {
         let driver = FakeEncoderDriver(multiplanar: true)
         let encoder = try VideoEncoder(spec: encoderSpec(), input: nv12Mode, kernel: driver)
-        #expect(encoder.rawFrameBytes == 640 * 368 * 3 / 2)
+        #expect(encoder.rawFrameBytes == 640 * 368 * 3 / 2 && encoder.rawInputBytes == 640 * 360 * 3 / 2)
         try submit(encoder, tag: 3, ns: 0)
         let out = try #require(try encoder.withNextFrame(timeoutMs: 10) { coded($0) })
         #expect(out.tag == 3 && out.chroma == 0x83)

@@ -94,7 +94,7 @@ struct EncoderAndKeyTests {
         #expect(encoder.counters.framesIn == frames && encoder.counters.framesOut == frames && encoder.counters.framesDropped == 0)
         // After the drain the encoder resumes on V4L2_ENC_CMD_START.
         try encoder.resume()
-        let raw = [UInt8](repeating: 0x80, count: encoder.rawFrameBytes)
+        let raw = [UInt8](repeating: 0x80, count: encoder.rawInputBytes)
         let resumed = try raw.withUnsafeBytes { try encoder.submit($0, nanoseconds: 1_000_000_000) }
         #expect(resumed)
         let after = try encoder.withNextFrame(timeoutMs: 5000) { FWHTHeader($0.bytes) != nil }
@@ -111,7 +111,7 @@ struct EncoderAndKeyTests {
         settings.bufferCount = 2
         let device = try VideoEncoder.find(driver: "vicodec", codedFormat: .fwht, among: VideoEncoder.list())
         let encoder = try VideoEncoder(device: device, settings: settings)
-        #expect(encoder.rawFrameBytes == 640 * 368 * 3 / 2)
+        #expect(encoder.rawFrameBytes == 640 * 368 * 3 / 2 && encoder.rawInputBytes == 640 * 360 * 3 / 2)
         var sizes: [Int] = []
         var frame = [UInt8](repeating: 0, count: 640 * 360 * 3 / 2)
         for i in 0..<12 {
@@ -159,7 +159,7 @@ struct EncoderAndKeyTests {
         let mode = CameraMode(fourcc: .yuyv, width: 640, height: 360, interval: FrameInterval(1, 30))
         func session(_ kernel: any VideoKernel) throws -> [Int] {
             let encoder = try VideoEncoder(spec: spec, input: mode, kernel: kernel, bufferCount: 2)
-            let raw = [UInt8](repeating: 0x55, count: encoder.rawFrameBytes)
+            let raw = [UInt8](repeating: 0x55, count: encoder.rawInputBytes)
             var sizes: [Int] = []
             for i in 0..<3 {
                 _ = try raw.withUnsafeBytes { try encoder.submit($0, nanoseconds: Int64(i) * 1_000_000, timeoutMs: 1000) }
@@ -188,7 +188,7 @@ struct EncoderAndKeyTests {
         let mode = CameraMode(fourcc: .yuyv, width: 640, height: 360, interval: FrameInterval(1, 30))
         let encoder = try VideoEncoder(spec: spec, input: mode, bufferCount: 2)
         encoder.reopenIntervalMs = 100
-        let raw = [UInt8](repeating: 0x20, count: encoder.rawFrameBytes)
+        let raw = [UInt8](repeating: 0x20, count: encoder.rawInputBytes)
         func once() throws -> Bool {
             guard try raw.withUnsafeBytes({ try encoder.submit($0, nanoseconds: 0, timeoutMs: 500) }) else { return false }
             return try encoder.withNextFrame(timeoutMs: 2000) { _ in true } ?? false

@@ -99,8 +99,10 @@ public final class VideoEncoder {
     public private(set) var frameRateApplied = false
     /// The encoder controls set (keys as `classbox devices` lists them); those the driver lacks are absent.
     public private(set) var appliedControls: [String: Int] = [:]
-    /// Bytes of one raw frame as the driver's OUTPUT format has it.
+    /// Bytes of one raw frame as the driver's OUTPUT format has it (with its line and height padding).
     public private(set) var rawFrameBytes = 0
+    /// Bytes of one raw frame as `submit` takes it: packed, as cameras give it (no padding).
+    public private(set) var rawInputBytes = 0
     /// Bytes per line of a raw frame (first plane).
     public private(set) var rawBytesPerLine = 0
     /// Counters since the encoder was made (they survive reopens).
@@ -172,6 +174,7 @@ public final class VideoEncoder {
         frameRateApplied = s.frameRateApplied
         appliedControls = s.appliedControls
         rawFrameBytes = s.rawFrameBytes
+        rawInputBytes = s.rawInputBytes
         rawBytesPerLine = s.rawBytesPerLine
         session = s
     }
@@ -316,6 +319,7 @@ final class EncoderSession {
     private(set) var rawFrameBytes = 0
     private(set) var rawBytesPerLine = 0
     private(set) var corrupt = 0
+    var rawInputBytes: Int { rawLayout?.packedBytes ?? 0 }
     private var rawLayout: RawFrameLayout? = nil
     private var heldCodedIndices: Set<Int> = []
 
