@@ -47,7 +47,7 @@ public struct DeviceInventory: Sendable, Codable {
         if videoDevices.isEmpty { lines.append("  none (no camera plugged in, or no permission: the 'video' group)") }
         for device in videoDevices {
             let role = device.capture ? "camera"
-                : device.isEncoder ? "memory-to-memory encoder (\(device.outputFormats.filter { !$0.compressed }.map(\.fourcc.description).joined(separator: ", ")) to \(device.formats.map(\.fourcc.description).joined(separator: ", ")))"
+                : device.isEncoder ? "memory-to-memory encoder"
                 : device.memoryToMemory ? "memory-to-memory (decoder/converter)" : "other"
             lines.append("  \(device.path): \(device.card) [driver \(device.driver), \(device.busInfo)] \(role)\(device.multiplanar ? ", multi-planar" : "")")
             if device.memoryToMemory { lines.append("    produces (CAPTURE):") }
