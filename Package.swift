@@ -89,7 +89,7 @@ let package = Package(
         .testTarget(name: "ClassboxCLITests", dependencies: ["BoxConfig"], swiftSettings: strict),
         .testTarget(name: "ArchitectureTests", swiftSettings: strict),
         // Run by scripts/vm-test inside a QEMU VM with the kernel's test drivers (CLASSBOX_VM_LANE=1).
-        .testTarget(name: "VMLaneTests", dependencies: ["Devices", "BoxConfig", "Media", "Box"], swiftSettings: strict),
+        .testTarget(name: "VMLaneTests", dependencies: ["Devices", "BoxConfig", "Media", "Box", "CV4L2"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

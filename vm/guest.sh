@@ -1,7 +1,7 @@
 #!/bin/bash
 # Runs inside the lane's VM, chrooted into the host's (read-only) filesystem with the VM's own kernel:
-# loads the test drivers (vivid, snd-aloop, the out-of-tree gpio-sim), builds the simulated GPIO bank of
-# Board/qemu-amd64.toml, and runs the VM-only tests against them. Its exit code is the lane's result.
+# loads the test drivers (vivid, snd-aloop, uinput, the out-of-tree gpio-sim and vicodec), builds the
+# simulated GPIO bank of Board/qemu-amd64.toml, and runs the VM-only tests against them. Its exit code is the lane's result.
 # Usage (by vm/init): guest.sh RESULTS_DIR   (RESULTS_DIR/params holds the host's settings)
 set -uo pipefail
 results=$1
@@ -15,6 +15,11 @@ load() { modprobe -d "$kroot" "$@" || { say "modprobe $* failed"; exit 3; }; }
 load vivid n_devs=1 node_types=0x1 num_inputs=1 input_types=0x0
 load snd-aloop index=0 id=Loopback pcm_substreams=2
 load gpio-sim
+# vicodec: a stateful encoder and decoder of the kernel's FWHT test format, on the multi-planar API as the
+# Pi 4's bcm2835-codec is (and with v4l2-mem2mem, both built out of tree).
+load vicodec multiplanar=1
+load uinput
+load evdev   # /dev/input/eventN for the uinput key
 mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config
 
 # The simulated GPIO bank: label and lines as the qemu-amd64 profile expects (button 0, LED 1).

@@ -6,16 +6,19 @@ public import Devices
 public struct DeviceInventory: Sendable, Codable {
     /// Sound cards.
     public var soundCards: [SoundCard]
-    /// Video devices (cameras and memory-to-memory encoders).
+    /// Video devices (cameras, memory-to-memory encoders and decoders).
     public var videoDevices: [VideoDeviceInfo]
     /// GPIO chips.
     public var gpioChips: [GPIOChipInfo]
+    /// The memory-to-memory encoders among the video devices, by node (`/dev/video11`).
+    public var videoEncoders: [String]
 
     /// An inventory from its parts.
     public init(soundCards: [SoundCard], videoDevices: [VideoDeviceInfo] = [], gpioChips: [GPIOChipInfo] = []) {
         self.soundCards = soundCards
         self.videoDevices = videoDevices
         self.gpioChips = gpioChips
+        videoEncoders = videoDevices.filter(\.isEncoder).map(\.path)
     }
 
     /// Lists the devices present now.
@@ -43,8 +46,11 @@ public struct DeviceInventory: Sendable, Codable {
         lines.append("Video devices (V4L2):")
         if videoDevices.isEmpty { lines.append("  none (no camera plugged in, or no permission: the 'video' group)") }
         for device in videoDevices {
-            let role = device.capture ? "camera" : device.memoryToMemory ? "memory-to-memory (encoder/converter)" : "other"
+            let role = device.capture ? "camera"
+                : device.isEncoder ? "memory-to-memory encoder"
+                : device.memoryToMemory ? "memory-to-memory (decoder/converter)" : "other"
             lines.append("  \(device.path): \(device.card) [driver \(device.driver), \(device.busInfo)] \(role)\(device.multiplanar ? ", multi-planar" : "")")
+            if device.memoryToMemory { lines.append("    produces (CAPTURE):") }
             for format in device.formats {
                 lines.append("    \(format.fourcc) \(format.description)\(format.compressed ? " (compressed)" : "")\(format.emulated ? " (emulated)" : "")")
                 for size in format.sizes {
@@ -53,6 +59,9 @@ public struct DeviceInventory: Sendable, Codable {
                 if let r = format.range {
                     lines.append("      \(r.minWidth)x\(r.minHeight) to \(r.maxWidth)x\(r.maxHeight) in steps of \(r.stepWidth)x\(r.stepHeight)")
                 }
+            }
+            if device.memoryToMemory {
+                lines.append("    takes (OUTPUT): " + device.outputFormats.map { "\($0.fourcc)\($0.compressed ? " (compressed)" : "")" }.joined(separator: ", "))
             }
             if !device.controls.isEmpty { lines.append("    controls:") }
             for c in device.controls {
@@ -65,6 +74,13 @@ public struct DeviceInventory: Sendable, Codable {
                 if c.inactive { text += " inactive" }
                 lines.append(text)
             }
+        }
+        lines.append("Video encoders (memory-to-memory):")
+        let encoders = videoDevices.filter(\.isEncoder)
+        if encoders.isEmpty { lines.append("  none (a board without one needs a camera that encodes itself)") }
+        for device in encoders {
+            lines.append("  \(device.path): \(device.driver) \"\(device.card)\" makes \(device.formats.map(\.fourcc.description).joined(separator: ", "))"
+                + " from \(device.outputFormats.map(\.fourcc.description).joined(separator: ", "))")
         }
         lines.append("GPIO chips:")
         if gpioChips.isEmpty { lines.append("  none (no GPIO driver, or no permission: the 'gpio' group)") }

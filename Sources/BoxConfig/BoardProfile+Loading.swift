@@ -89,6 +89,7 @@ private func readAudio(_ t: TableReader) -> AudioSpec? {
 }
 
 private let knownFourCCs: Set<String> = ["YUYV", "MJPG", "JPEG", "H264", "NV12", "YU12", "UYVY", "RGB3"]
+private let encoderFourCCs: Set<String> = ["H264", "HEVC", "FWHT"]
 
 private func readCamera(_ t: TableReader) -> CameraSpec? {
     let backend = t.choice("backend", CameraSpec.Backend.self, required: true)
@@ -102,10 +103,17 @@ private func readCamera(_ t: TableReader) -> CameraSpec? {
     let height = t.int("height", range: 120...2160) ?? 720
     let fps = t.int("fps", range: 5...60) ?? 30
     let encoder = t.string("hardware_encoder")
+    let encoderFormat = t.string("encoder_format") ?? "H264"
+    if !encoderFourCCs.contains(encoderFormat) {
+        t.report("encoder_format", "\"\(encoderFormat)\" is not a coded format the firmware handles; use \(encoderFourCCs.sorted().joined(separator: ", "))")
+    }
+    let bitrate = t.int("encoder_bitrate", range: 50_000...50_000_000, unit: " bit/s")
+    let gop = t.int("encoder_gop", range: 1...600, unit: " frames")
     t.finish()
     guard let backend else { return nil }
     return CameraSpec(backend: backend, drivers: drivers, cards: cards, formats: formats, width: width, height: height,
-                      fps: fps, hardwareEncoder: encoder?.isEmpty == true ? nil : encoder)
+                      fps: fps, hardwareEncoder: encoder?.isEmpty == true ? nil : encoder, encoderFormat: encoderFormat,
+                      encoderBitrate: bitrate, encoderKeyFrameInterval: gop)
 }
 
 private func readGPIO(_ t: TableReader) -> GPIOSpec? {

@@ -131,8 +131,14 @@ public struct CameraSpec: Sendable, Equatable {
     public var height: Int
     /// Preferred frame rate.
     public var fps: Int
-    /// Driver name of the V4L2 memory-to-memory H.264 encoder, or nil when the board has none.
+    /// Driver name of the V4L2 memory-to-memory encoder, or nil when the board has none.
     public var hardwareEncoder: String?
+    /// What the hardware encoder produces (FourCC): `H264` on boards, `FWHT` with the kernel's test codec.
+    public var encoderFormat: String = "H264"
+    /// The encoder's target bit rate in bit/s, where the driver has the control.
+    public var encoderBitrate: Int? = nil
+    /// Frames from one key frame to the next (GOP), where the driver has the control.
+    public var encoderKeyFrameInterval: Int? = nil
 }
 
 /// The raise-hand button and LED wiring.

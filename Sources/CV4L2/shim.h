@@ -8,9 +8,11 @@
 #include <sys/ioctl.h>
 #include <linux/videodev2.h>
 #include <linux/input.h>
+#include <linux/uinput.h>
 #include <libv4l2.h>
 
 static inline int cb_ioctl(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
+static inline int cb_ioctl_int(int fd, unsigned long request, int value) { return ioctl(fd, request, value); }
 static inline int cb_v4l2_open(const char *path, int flags) { return v4l2_open(path, flags); }
 static inline int cb_v4l2_ioctl(int fd, unsigned long request, void *arg) { return v4l2_ioctl(fd, request, arg); }
 
@@ -38,6 +40,13 @@ static inline unsigned long cb_VIDIOC_S_CTRL(void) { return VIDIOC_S_CTRL; }
 static inline unsigned long cb_VIDIOC_G_EXT_CTRLS(void) { return VIDIOC_G_EXT_CTRLS; }
 static inline unsigned long cb_VIDIOC_S_EXT_CTRLS(void) { return VIDIOC_S_EXT_CTRLS; }
 static inline unsigned long cb_VIDIOC_ENCODER_CMD(void) { return VIDIOC_ENCODER_CMD; }
+static inline unsigned long cb_VIDIOC_TRY_ENCODER_CMD(void) { return VIDIOC_TRY_ENCODER_CMD; }
+// uinput: the VM lane's virtual keyboard (a real input device made by the kernel's uinput driver).
+static inline unsigned long cb_UI_SET_EVBIT(void) { return UI_SET_EVBIT; }
+static inline unsigned long cb_UI_SET_KEYBIT(void) { return UI_SET_KEYBIT; }
+static inline unsigned long cb_UI_DEV_SETUP(void) { return UI_DEV_SETUP; }
+static inline unsigned long cb_UI_DEV_CREATE(void) { return UI_DEV_CREATE; }
+static inline unsigned long cb_UI_DEV_DESTROY(void) { return UI_DEV_DESTROY; }
 static inline unsigned long cb_EVIOCGNAME(unsigned int len) { return EVIOCGNAME(len); }
 static inline unsigned long cb_EVIOCSCLOCKID(void) { return EVIOCSCLOCKID; }
 static inline unsigned long cb_EVIOCGKEY(unsigned int len) { return EVIOCGKEY(len); }
@@ -49,6 +58,8 @@ static inline unsigned int cb_V4L2_PIX_FMT_JPEG(void) { return V4L2_PIX_FMT_JPEG
 static inline unsigned int cb_V4L2_PIX_FMT_H264(void) { return V4L2_PIX_FMT_H264; }
 static inline unsigned int cb_V4L2_PIX_FMT_NV12(void) { return V4L2_PIX_FMT_NV12; }
 static inline unsigned int cb_V4L2_PIX_FMT_YUV420(void) { return V4L2_PIX_FMT_YUV420; }
+static inline unsigned int cb_V4L2_PIX_FMT_FWHT(void) { return V4L2_PIX_FMT_FWHT; }
+static inline unsigned int cb_V4L2_PIX_FMT_HEVC(void) { return V4L2_PIX_FMT_HEVC; }
 
 // Layout facts from the C compiler, so a test can prove Swift sees the same structs.
 #define CB_LAYOUT(type) \
@@ -81,6 +92,14 @@ CB_OFFSET(v4l2_buffer, sequence)
 CB_OFFSET(v4l2_buffer, memory)
 CB_OFFSET(v4l2_buffer, m)
 CB_OFFSET(v4l2_buffer, length)
+CB_LAYOUT(v4l2_plane)
+CB_OFFSET(v4l2_plane, m)
+CB_OFFSET(v4l2_plane, data_offset)
+CB_LAYOUT(v4l2_pix_format_mplane)
+CB_OFFSET(v4l2_pix_format_mplane, plane_fmt)
+CB_OFFSET(v4l2_pix_format_mplane, num_planes)
+CB_LAYOUT(v4l2_encoder_cmd)
+CB_OFFSET(v4l2_encoder_cmd, flags)
 CB_LAYOUT(v4l2_streamparm)
 CB_OFFSET(v4l2_streamparm, parm)
 CB_LAYOUT(v4l2_queryctrl)

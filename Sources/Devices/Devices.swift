@@ -1,4 +1,4 @@
-// Devices: the classroom's hardware as Swift values: ALSA sound, the V4L2 camera and the GPIO
+// Devices: the classroom's hardware as Swift values: ALSA sound, the V4L2 camera and M2M encoder, the GPIO
 // raise-hand button and LED, plus the in-process simulated classroom that stands in for all of them.
 // It must never know about the network or the lesson; every C call goes through `SystemCall` and
 // comes back as a typed error that names the device and says what to do.

@@ -40,7 +40,10 @@ struct BoardProfileTests {
         #expect(pi4.camera.hardwareEncoder == "bcm2835-codec")
         #expect(pi5.camera.hardwareEncoder == nil)
         #expect(pi5.image?.aptSources.count == 1)
-        #expect(qemu.image?.modules == ["snd-aloop", "vivid", "gpio-sim"])
+        #expect(qemu.image?.modules == ["snd-aloop", "vivid", "gpio-sim", "vicodec"])
+        #expect(pi4.camera.encoderFormat == "H264" && pi4.camera.encoderBitrate == 1_500_000 && pi4.camera.encoderKeyFrameInterval == 60)
+        #expect(qemu.camera.hardwareEncoder == "vicodec" && qemu.camera.encoderFormat == "FWHT" && qemu.camera.encoderKeyFrameInterval == 10)
+        #expect(pi5.camera.encoderBitrate == nil)
         #expect(qemu.audio.captureDevice == 1 && qemu.audio.playbackDevice == 0)
         #expect(pi4.architecture == .arm64 && qemu.architecture == .amd64)
     }
@@ -95,6 +98,8 @@ struct BoardProfileTests {
         ("architecture = \"arm64\"", "architecture = \"riscv\"", 3, "architecture", "\"riscv\" is not one of"),
         ("[gpio]\nbackend = \"none\"", "[gpio]\nbackend = \"gpiod\"", 13, "gpio.chip_label", "required"),
         ("backend = \"alsa\"", "backend = \"alsa\"\nperiod_ms = 40", 9, "audio.period_ms", "out of range"),
+        ("[camera]\nbackend = \"none\"", "[camera]\nbackend = \"v4l2\"\nencoder_format = \"VP8\"", 13, "camera.encoder_format", "FWHT, H264, HEVC"),
+        ("[camera]\nbackend = \"none\"", "[camera]\nbackend = \"v4l2\"\nencoder_bitrate = 100", 13, "camera.encoder_bitrate", "out of range"),
     ])
     func profileMistakes(find: String, replace: String, line: Int, key: String, fragment: String) throws {
         let text = Self.minimalAlsaBoard.replacingOccurrences(of: find, with: replace)

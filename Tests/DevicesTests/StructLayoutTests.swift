@@ -48,6 +48,14 @@ let v4l2Layouts: [Layout] = [
                     ("memory", \.memory, cb_offsetof_v4l2_buffer_memory()),
                     ("m", \.m, cb_offsetof_v4l2_buffer_m()),
                     ("length", \.length, cb_offsetof_v4l2_buffer_length())]),
+    Layout(v4l2_plane.self, "v4l2_plane", size: cb_sizeof_v4l2_plane(), alignment: cb_alignof_v4l2_plane(),
+           fields: [("m", \.m, cb_offsetof_v4l2_plane_m()), ("data_offset", \.data_offset, cb_offsetof_v4l2_plane_data_offset())]),
+    Layout(v4l2_pix_format_mplane.self, "v4l2_pix_format_mplane", size: cb_sizeof_v4l2_pix_format_mplane(),
+           alignment: cb_alignof_v4l2_pix_format_mplane(),
+           fields: [("plane_fmt", \.plane_fmt, cb_offsetof_v4l2_pix_format_mplane_plane_fmt()),
+                    ("num_planes", \.num_planes, cb_offsetof_v4l2_pix_format_mplane_num_planes())]),
+    Layout(v4l2_encoder_cmd.self, "v4l2_encoder_cmd", size: cb_sizeof_v4l2_encoder_cmd(), alignment: cb_alignof_v4l2_encoder_cmd(),
+           fields: [("flags", \.flags, cb_offsetof_v4l2_encoder_cmd_flags())]),
     Layout(v4l2_streamparm.self, "v4l2_streamparm", size: cb_sizeof_v4l2_streamparm(), alignment: cb_alignof_v4l2_streamparm(),
            fields: [("parm", \.parm, cb_offsetof_v4l2_streamparm_parm())]),
     Layout(v4l2_queryctrl.self, "v4l2_queryctrl", size: cb_sizeof_v4l2_queryctrl(), alignment: cb_alignof_v4l2_queryctrl(),
@@ -103,7 +111,7 @@ struct StructLayoutTests {
 
     @Test("the tables cover the structs the drivers use")
     func coverage() {
-        #expect(v4l2Layouts.count == 15)
+        #expect(v4l2Layouts.count == 18)
         #expect(gpioLayouts.count == 8)
         #expect(cb_gpiod_api_version() == 1 || cb_gpiod_api_version() == 2)
     }

@@ -211,37 +211,52 @@ struct VMLaneTests {
         let engine = AudioEngine(capture: capture, playback: playback, processor: PassThroughProcessor(),
                                  configuration: .init(rate: rate, micChannels: board.audio.micChannels, averageMicChannels: false))
         let frequency = 1000.0
-        let tone = (0..<(rate * 2)).map { Float(0.5 * sin(2 * Double.pi * frequency * Double($0) / Double(rate))) }
-        #expect(tone.withUnsafeBufferPointer { engine.playbackSource.write($0) } == tone.count)
+        func tone(from start: Int, count: Int) -> [Float] {
+            (start..<(start + count)).map { Float(0.5 * sin(2 * Double.pi * frequency * Double($0) / Double(rate))) }
+        }
+        let first = tone(from: 0, count: rate * 2)
+        var written = first.withUnsafeBufferPointer { engine.playbackSource.write($0) }
+        #expect(written == first.count)
         var captured: [Float] = []
         var chunk = [Float](repeating: 0, count: rate)
         engine.start()
-        for _ in 0..<14 {
+        // Read until 1.5 s have arrived (about 2 s on a quiet host). When the shared host is loaded (load
+        // average 8-18 measured), the emulated CPU starves, capture overruns and loses samples, so keep
+        // reading, up to 20 s, with the tone topped up (phase-continuous) so it never runs out.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while captured.count < rate * 3 / 2 && ContinuousClock.now < deadline {
             usleep(150_000)
             let n = chunk.withUnsafeMutableBufferPointer { engine.output.read(into: $0) }
             captured += chunk[0..<n]
+            let more = tone(from: written, count: rate / 4)
+            written += more.withUnsafeBufferPointer { engine.playbackSource.write($0) }
         }
         engine.stop()
         let counters = engine.counters.snapshot()
         log("audio: \(capture.name) <- \(playback.name) at \(rate) Hz, captured \(captured.count) samples, xruns \(counters.captureXruns)/\(counters.playbackXruns)")
-        // The middle of the capture: past the start-up latency, before the tone runs out.
-        let window = Array(captured.dropFirst(rate / 2).prefix(rate / 4))
-        #expect(window.count == rate / 4, "captured \(captured.count) samples")
+        #expect(captured.count >= rate * 3 / 2, "captured \(captured.count) samples")
+        // Past the start-up latency, 250 ms windows; an overrun drops samples (a phase jump in the tone),
+        // so the cleanest window is judged: somewhere the tone must arrive whole and at full level.
         // Debug code under emulation overruns capture now and then (counted and logged above; the engine
         // recovers): the lane proves the driver path and the signal, not real-time margins.
-        guard window.count == rate / 4 else { return }
-        var power = 0.0, re = 0.0, im = 0.0
-        for (i, s) in window.enumerated() {
-            let x = Double(s)
-            power += x * x
-            re += x * cos(2 * Double.pi * frequency * Double(i) / Double(rate))
-            im += x * sin(2 * Double.pi * frequency * Double(i) / Double(rate))
+        let length = rate / 4
+        guard captured.count >= rate / 2 + length else { return }
+        var best = (share: -1.0, rms: 0.0)
+        for offset in stride(from: rate / 2, through: captured.count - length, by: rate / 8) {
+            let window = captured[offset..<(offset + length)]
+            var power = 0.0, re = 0.0, im = 0.0
+            for (i, s) in window.enumerated() {
+                let x = Double(s)
+                power += x * x
+                re += x * cos(2 * Double.pi * frequency * Double(i) / Double(rate))
+                im += x * sin(2 * Double.pi * frequency * Double(i) / Double(rate))
+            }
+            let share = 2 * (re * re + im * im) / Double(length) / max(power, 1e-12)
+            if share > best.share { best = (share, (power / Double(length)).squareRoot()) }
         }
-        let rms = (power / Double(window.count)).squareRoot()
-        let tonePower = 2 * (re * re + im * im) / Double(window.count)
-        log("audio: rms \(String(format: "%.3f", rms)), tone share \(String(format: "%.3f", tonePower / max(power, 1e-12)))")
-        #expect(rms > 0.3 && rms < 0.4, "the tone arrives at full level (0.354 rms sent)")
-        #expect(tonePower / power > 0.95, "what arrives is the 1 kHz tone")
+        log("audio: rms \(String(format: "%.3f", best.rms)), tone share \(String(format: "%.3f", best.share)) (cleanest 250 ms window)")
+        #expect(best.rms > 0.3 && best.rms < 0.4, "the tone arrives at full level (0.354 rms sent)")
+        #expect(best.share > 0.95, "what arrives is the 1 kHz tone")
     }
 }
 

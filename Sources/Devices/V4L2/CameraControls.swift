@@ -63,9 +63,19 @@ let wellKnownControlKeys: [UInt32: String] = [
     UInt32(V4L2_CID_ZOOM_ABSOLUTE): "zoom",
 ]
 
+/// Stable keys for the encoder controls the firmware sets (never camera presets).
+let encoderControlKeys: [UInt32: String] = [
+    UInt32(V4L2_CID_MPEG_VIDEO_BITRATE): "video_bitrate",
+    UInt32(V4L2_CID_MPEG_VIDEO_GOP_SIZE): "video_gop_size",
+    UInt32(V4L2_CID_MPEG_VIDEO_H264_I_PERIOD): "h264_i_frame_period",
+    UInt32(V4L2_CID_MPEG_VIDEO_H264_PROFILE): "h264_profile",
+    UInt32(V4L2_CID_MPEG_VIDEO_REPEAT_SEQ_HEADER): "repeat_sequence_header",
+    UInt32(V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME): "force_key_frame",
+]
+
 /// A control's preset key from its driver name: "White Balance, Automatic" -> "white_balance_automatic".
 func controlKey(id: UInt32, name: String) -> String {
-    if let key = wellKnownControlKeys[id] { return key }
+    if let key = wellKnownControlKeys[id] ?? encoderControlKeys[id] { return key }
     var key = ""
     for c in name.lowercased().unicodeScalars {
         if CharacterSet_isAlphanumeric(c) { key.unicodeScalars.append(c) } else if !key.isEmpty && key.last != "_" { key.append("_") }

@@ -43,12 +43,15 @@ public struct VideoDeviceInfo: Sendable, Codable, Equatable {
     public var streaming: Bool
     /// Capture formats with sizes and rates (for an M2M device: the formats it produces).
     public var formats: [VideoFormatInfo]
+    /// For an M2M device, the formats it takes in (its OUTPUT queue); empty for a camera.
+    public var outputFormats: [VideoFormatInfo]
     /// Its controls with ranges and current values.
     public var controls: [CameraControlInfo]
 
     /// A device from its values.
     public init(path: String, driver: String, card: String, busInfo: String, capture: Bool, memoryToMemory: Bool,
-                multiplanar: Bool, streaming: Bool, formats: [VideoFormatInfo], controls: [CameraControlInfo]) {
+                multiplanar: Bool, streaming: Bool, formats: [VideoFormatInfo], outputFormats: [VideoFormatInfo] = [],
+                controls: [CameraControlInfo]) {
         self.path = path
         self.driver = driver
         self.card = card
@@ -58,11 +61,19 @@ public struct VideoDeviceInfo: Sendable, Codable, Equatable {
         self.multiplanar = multiplanar
         self.streaming = streaming
         self.formats = formats
+        self.outputFormats = outputFormats
         self.controls = controls
     }
 
     /// The node and card, for messages.
     public var name: String { "\(path) (\(card))" }
+
+    /// Whether it is a memory-to-memory encoder: it takes raw frames and produces a compressed format
+    /// (a decoder is the other way round).
+    public var isEncoder: Bool {
+        memoryToMemory && formats.contains { $0.compressed || $0.fourcc.isCompressed }
+            && outputFormats.contains { !$0.compressed && !$0.fourcc.isCompressed }
+    }
 }
 
 extension VideoDeviceInfo {
@@ -89,6 +100,9 @@ extension VideoDeviceInfo {
         if capture || m2m {
             let type = mplane ? V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE : V4L2_BUF_TYPE_VIDEO_CAPTURE
             info.formats = try formats(handle, type: type, device: info.name)
+        }
+        if m2m {
+            info.outputFormats = try formats(handle, type: mplane ? V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE : V4L2_BUF_TYPE_VIDEO_OUTPUT, device: info.name)
         }
         info.controls = controls(handle)
         return info

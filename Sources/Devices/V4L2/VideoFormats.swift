@@ -41,11 +41,17 @@ public struct FourCC: RawRepresentable, Hashable, Sendable, Codable, CustomStrin
     /// Planar 4:2:0 YUV (I420).
     public static let yuv420 = FourCC(rawValue: cb_V4L2_PIX_FMT_YUV420())
 
+    /// The kernel's test codec's format (vicodec: a fast Walsh-Hadamard transform codec), what the VM
+    /// lane's encoder produces.
+    public static let fwht = FourCC(rawValue: cb_V4L2_PIX_FMT_FWHT())
+    /// H.265.
+    public static let hevc = FourCC(rawValue: cb_V4L2_PIX_FMT_HEVC())
+
     /// Formats the firmware handles, raw first.
     public static let handled: [FourCC] = [.yuyv, .nv12, .yuv420, .mjpeg, .jpeg, .h264]
 
     /// Whether frames are compressed (variable size).
-    public var isCompressed: Bool { self == .mjpeg || self == .jpeg || self == .h264 }
+    public var isCompressed: Bool { self == .mjpeg || self == .jpeg || self == .h264 || self == .hevc || self == .fwht }
 }
 
 extension String {

@@ -81,6 +81,20 @@ public protocol VideoKernel: AnyObject, Sendable {
     func unmap(_ region: UnsafeMutableRawBufferPointer)
     /// Waits until a buffer can be dequeued; false on timeout.
     func waitReadable(_ fd: Int32, timeoutMs: Int32) throws(Errno) -> Bool
+    /// `poll(2)` for `events` (POLLIN: a CAPTURE buffer is done; POLLOUT: an OUTPUT buffer is done, for
+    /// memory-to-memory devices); the events that happened, 0 on timeout. POLLERR is returned, not thrown:
+    /// on an M2M device it means that neither queue has a buffer queued.
+    func poll(_ fd: Int32, events: Int16, timeoutMs: Int32) throws(Errno) -> Int16
+}
+
+/// A `v4l2_buffer` followed by its one plane, as the seam carries multi-planar buffers: the kernel wants
+/// the plane array behind a pointer, which `LinuxVideoKernel` links for the call and clears after it, so
+/// recorded traces hold no addresses and a replay sees the plane's values.
+struct PlanarBuffer {
+    var buffer = v4l2_buffer()
+    var plane = v4l2_plane()
+
+    static var planeOffset: Int { MemoryLayout<PlanarBuffer>.offset(of: \PlanarBuffer.plane)! }
 }
 
 extension VideoKernel {
@@ -123,7 +137,18 @@ public final class LinuxVideoKernel: VideoKernel {
     public func close(_ fd: Int32) { _ = Glibc.close(fd) }
 
     public func ioctl(_ fd: Int32, _ request: VideoRequest, _ argument: UnsafeMutableRawBufferPointer) throws(Errno) {
-        _ = try SystemCall.check { cb_ioctl(fd, request.number, argument.baseAddress) }
+        let base = argument.baseAddress!
+        // A multi-planar buffer: point the kernel at the plane that follows the struct, for this call only.
+        let planar = argument.count == MemoryLayout<PlanarBuffer>.size && [.queryBuffer, .queueBuffer, .dequeueBuffer].contains(request)
+            && [V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE.rawValue, V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE.rawValue]
+                .contains(base.assumingMemoryBound(to: v4l2_buffer.self).pointee.type)
+        let buffer = base.assumingMemoryBound(to: v4l2_buffer.self)
+        if planar {
+            buffer.pointee.m.planes = (base + PlanarBuffer.planeOffset).assumingMemoryBound(to: v4l2_plane.self)
+            buffer.pointee.length = 1
+        }
+        defer { if planar { buffer.pointee.m.planes = nil } }
+        _ = try SystemCall.check { cb_ioctl(fd, request.number, base) }
     }
 
     public func map(_ fd: Int32, length: Int, offset: Int) throws(Errno) -> UnsafeMutableRawBufferPointer {
@@ -137,6 +162,14 @@ public final class LinuxVideoKernel: VideoKernel {
 
     public func waitReadable(_ fd: Int32, timeoutMs: Int32) throws(Errno) -> Bool {
         try SystemCall.waitReadable(fd, timeoutMs: timeoutMs)
+    }
+
+    public func poll(_ fd: Int32, events: Int16, timeoutMs: Int32) throws(Errno) -> Int16 {
+        var entry = pollfd(fd: fd, events: events, revents: 0)
+        let n = try SystemCall.check { Glibc.poll(&entry, 1, timeoutMs) }
+        if n == 0 { return 0 }
+        if entry.revents & Int16(POLLNVAL) != 0 { SystemCall.preconditionIsNotProgrammerError(Errno(EBADF)) }
+        return entry.revents
     }
 }
 

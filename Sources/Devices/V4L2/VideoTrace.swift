@@ -8,7 +8,7 @@ import Synchronization
 /// (`ReplayingVideoKernel`); the tests replay traces recorded from the kernel's own drivers.
 public struct VideoTraceEntry: Codable, Sendable, Equatable {
     /// Which kernel entry point.
-    public enum Call: String, Codable, Sendable { case open, close, ioctl, map, wait }
+    public enum Call: String, Codable, Sendable { case open, close, ioctl, map, wait, poll }
     /// Which kernel entry point.
     public var call: Call
     /// The device node (`open`).
@@ -17,9 +17,10 @@ public struct VideoTraceEntry: Codable, Sendable, Equatable {
     public var fd: Int32?
     /// The ioctl (`ioctl`).
     public var request: VideoRequest?
-    /// The argument struct before the call, in hex (`ioctl`), or the mapping's length (`map`).
+    /// The argument struct before the call, in hex (`ioctl`), the mapping's length (`map`), or the
+    /// events asked for (`poll`, decimal).
     public var input: String?
-    /// The argument struct after a successful call, in hex (`ioctl`).
+    /// The argument struct after a successful call, in hex (`ioctl`), or the events returned (`poll`).
     public var output: String?
     /// Whether the descriptor became readable (`wait`).
     public var readable: Bool?
@@ -131,6 +132,17 @@ public final class RecordingVideoKernel: VideoKernel {
 
     public func unmap(_ region: UnsafeMutableRawBufferPointer) { inner.unmap(region) }
 
+    public func poll(_ fd: Int32, events: Int16, timeoutMs: Int32) throws(Errno) -> Int16 {
+        do {
+            let revents = try inner.poll(fd, events: events, timeoutMs: timeoutMs)
+            append(.init(call: .poll, fd: fd, input: String(events), output: String(revents)))
+            return revents
+        } catch {
+            append(.init(call: .poll, fd: fd, input: String(events), errno: error.rawValue))
+            throw error
+        }
+    }
+
     public func waitReadable(_ fd: Int32, timeoutMs: Int32) throws(Errno) -> Bool {
         do {
             let readable = try inner.waitReadable(fd, timeoutMs: timeoutMs)
@@ -224,5 +236,9 @@ public final class ReplayingVideoKernel: VideoKernel {
 
     public func waitReadable(_ fd: Int32, timeoutMs: Int32) throws(Errno) -> Bool {
         try take(.wait, "wait \(fd)") { $0.fd == fd }.readable ?? false
+    }
+
+    public func poll(_ fd: Int32, events: Int16, timeoutMs: Int32) throws(Errno) -> Int16 {
+        Int16(try take(.poll, "poll \(fd) for \(events)") { $0.fd == fd && $0.input == String(events) }.output ?? "0") ?? 0
     }
 }

@@ -80,6 +80,10 @@ final class FakeVideoDriver: VideoKernel, @unchecked Sendable {
         }
     }
 
+    func poll(_ fd: Int32, events: Int16, timeoutMs: Int32) throws(Errno) -> Int16 {
+        try waitReadable(fd, timeoutMs: timeoutMs) ? Int16(POLLIN) : 0
+    }
+
     func ioctl(_ fd: Int32, _ request: VideoRequest, _ argument: UnsafeMutableRawBufferPointer) throws(Errno) {
         try lock.withLock { _ throws(Errno) in
             guard var o = opened[fd] else { throw Errno(EBADF) }
