@@ -63,7 +63,7 @@ let package = Package(
         // Top layer: where the parts meet.
         .target(name: "Box", dependencies: ["BoxConfig", "Devices", "EchoCancel", "Media", "Control", logging],
                 swiftSettings: strict),
-        .target(name: "Diagnostics", dependencies: ["Box", "BoxConfig", "Devices", "Media", logging],
+        .target(name: "Diagnostics", dependencies: ["Box", "BoxConfig", "Devices", "Media", "EchoCancel", logging],
                 swiftSettings: strict),
         .target(name: "Provisioning", dependencies: ["BoxConfig", logging], swiftSettings: strict),
         .executableTarget(
@@ -85,10 +85,11 @@ let package = Package(
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "BoxConfig", "CV4L2", "CGpiod", "CAlsa"], swiftSettings: strict),
         .testTarget(name: "MediaTests", dependencies: ["Media", "Devices", "BoxConfig", "COpus", "CAllocationCounter"], swiftSettings: strict),
         .testTarget(name: "BoxTests", dependencies: ["Box", "BoxConfig", "Devices", "Media"], swiftSettings: strict),
+        .testTarget(name: "DiagnosticsTests", dependencies: ["Diagnostics", "Box", "BoxConfig", "Devices", "Media"], swiftSettings: strict),
         .testTarget(name: "ClassboxCLITests", dependencies: ["BoxConfig"], swiftSettings: strict),
         .testTarget(name: "ArchitectureTests", swiftSettings: strict),
         // Run by scripts/vm-test inside a QEMU VM with the kernel's test drivers (CLASSBOX_VM_LANE=1).
-        .testTarget(name: "VMLaneTests", dependencies: ["Devices", "BoxConfig", "Media", "Box"], swiftSettings: strict),
+        .testTarget(name: "VMLaneTests", dependencies: ["Devices", "BoxConfig", "Media", "Box", "Diagnostics"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )
