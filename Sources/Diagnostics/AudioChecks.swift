@@ -142,7 +142,7 @@ public enum AudioChecks {
         if let skip = skipped(check, context) { return skip }
         guard let loop = loop(for: context.board) else { return check.result(.skip, "Skipped: this board has no sound devices.") }
         // The simulated room runs faster than real time: measure over a longer interval there.
-        let interval = context.board.audio.backend == .sim ? 20.0 : context.driftIntervalSeconds
+        let interval = context.board.audio.backend == .sim ? 10.0 : context.driftIntervalSeconds
         return measureDrift(check: check, loop: loop, intervalSeconds: interval, board: context.board)
     }
 
@@ -171,7 +171,8 @@ public enum AudioChecks {
         let m = [Measurement("drift", ppm, "ppm"), Measurement("interval", intervalSeconds, "s"),
                  Measurement("delay_start", delays[0] / Double(rate) * 1000, "ms"), Measurement("delay_end", delays[2] / Double(rate) * 1000, "ms"),
                  Measurement("xruns", Double(recording.xruns), "")]
-        let text = String(format: "The microphone's clock runs %.1f ppm %@ than the speaker's", abs(ppm), ppm >= 0 ? "faster" : "slower")
+        let text = abs(ppm) < 0.05 ? "The microphone's and the speaker's clocks run at the same rate"
+            : String(format: "The microphone's clock runs %.1f ppm %@ than the speaker's", abs(ppm), ppm >= 0 ? "faster" : "slower")
         if abs(ppm) >= 2000 {
             return check.result(.fail, text + ": more than the box can compensate.",
                                 remedy: "Use one sound card for both speaker and microphone (a USB speakerphone), or replace the sound card.", m)
@@ -194,7 +195,7 @@ public enum AudioChecks {
         guard EchoCancelFrame.supportedRates.contains(rate) else {
             return check.result(.skip, "Skipped: the echo canceller runs at \(EchoCancelFrame.supportedRates.map(String.init).joined(separator: " or ")) Hz, the sound card at \(rate) Hz.")
         }
-        let seconds = context.board.audio.backend == .sim ? 6.0 : 4.0
+        let seconds = context.board.audio.backend == .sim ? 4.0 : 3.0
         let speech = TestSignal.speechLike(rate: rate, seconds: seconds)
         let recording: Recording
         do throws(ALSAError) { recording = try loop.playAndRecord(speech, extraSeconds: 0.3) } catch {

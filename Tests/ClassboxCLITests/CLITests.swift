@@ -101,7 +101,7 @@ struct CLITests {
     }
 
     @Test("features of later releases say so and exit 2", arguments: [
-        ["diagnose"], ["provision"],
+        ["provision"],
     ])
     func notYetAvailable(arguments: [String]) throws {
         let r = try classbox(arguments)
