@@ -27,7 +27,7 @@ public enum HardwareChecks {
                     found.append("\(what) \(name)")
                 } catch {
                     missing.append(("the \(what)'s sound card (\(names.joined(separator: " or ")))",
-                                    "Plug in the USB speakerphone or check its cable; `classbox devices` lists the sound cards found (now: \(cards.isEmpty ? "none" : cards.map(\.id).joined(separator: ", "))). If the card is there under another name, add it to the board profile's \(stream == .playback ? "playback_cards" : "capture_cards")."))
+                                    "Plug in the USB speakerphone or check its cable (and that its driver is loaded); `classbox devices` lists the sound cards found (now: \(cards.isEmpty ? "none" : cards.map(\.id).joined(separator: ", "))). If the card is there under another name, add it to the board profile's playback_cards/capture_cards."))
                 }
             }
         }
@@ -62,7 +62,9 @@ public enum HardwareChecks {
         }
         if board.audio.backend == .sim { found.append("simulated classroom") }
         if !missing.isEmpty {
-            return check.result(.fail, "Missing: \(missing.map(\.0).joined(separator: "; ")).", remedy: missing.map(\.1).joined(separator: " "), m)
+            var remedies: [String] = []
+            for (_, remedy) in missing where !remedies.contains(remedy) { remedies.append(remedy) }
+            return check.result(.fail, "Missing: \(missing.map(\.0).joined(separator: "; ")).", remedy: remedies.joined(separator: " "), m)
         }
         return check.result(.pass, found.isEmpty ? "No devices expected on this board." : "Found \(found.joined(separator: ", ")).", m)
     }

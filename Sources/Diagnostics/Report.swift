@@ -1,3 +1,5 @@
+import Box
+public import BoxConfig
 import Foundation
 
 /// The standard checks in the order they run, and how a report is shown and kept.
@@ -79,5 +81,25 @@ public enum Diagnose {
             }
         }
         return (nil, warning)
+    }
+}
+
+/// The board and configuration diagnose runs with: as every subcommand chooses them, except that a box
+/// not yet provisioned (no configuration file) can still test its board's devices.
+public enum DiagnoseSetup {
+    /// Loads board and configuration; without a configuration file and with `--board`, uses an
+    /// unprovisioned identity with no peers and says so in `note`.
+    public static func load(board: String?, config: String?) throws(ConfigError) -> (board: BoardProfile, config: BoxConfiguration, note: String?) {
+        if config == nil, let board, board != BoardCatalog.defaultBoard, !FileManager.default.fileExists(atPath: BoxConfiguration.defaultPath) {
+            let profile = try BoardCatalog.standard().load(board)
+            var configuration = BoxConfiguration.simDefault
+            configuration.identity.id = "unprovisioned"
+            configuration.board = profile.name
+            configuration.sim = nil
+            configuration.peers = []
+            return (profile, configuration, "no configuration at \(BoxConfiguration.defaultPath): testing the board's devices only (no peers to probe)")
+        }
+        let setup = try BoxSetup.load(board: board, config: config)
+        return (setup.board, setup.config, nil)
     }
 }

@@ -181,7 +181,8 @@ public enum SystemChecks {
     /// Whether systemd-timesyncd (or another NTP client systemd knows) has synchronised the clock.
     static func clockSynchronised() -> Bool? {
         if FileManager.default.fileExists(atPath: "/run/systemd/timesync/synchronized") { return true }
-        guard let out = runTool("timedatectl", ["show", "-p", "NTPSynchronized", "--value"]) else { return nil }
+        // timedatectl asks systemd over D-Bus: without systemd running it has nothing to say.
+        guard FileManager.default.fileExists(atPath: "/run/systemd/system"), let out = runTool("timedatectl", ["show", "-p", "NTPSynchronized", "--value"]) else { return nil }
         switch out.trimmingCharacters(in: .whitespacesAndNewlines) {
         case "yes": return true
         case "no": return false
@@ -191,19 +192,9 @@ public enum SystemChecks {
 
     /// Runs a system tool with a 3-second limit; its stdout when it exits with 0.
     static func runTool(_ tool: String, _ arguments: [String]) -> String? {
-        guard let path = ["/usr/bin/", "/bin/", "/usr/sbin/", "/sbin/"].map({ $0 + tool }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return nil }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return nil }
-        let deadline = Date().addingTimeInterval(3)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { process.terminate(); return nil }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        return process.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
+        guard let path = ["/usr/bin/", "/bin/", "/usr/sbin/", "/sbin/"].map({ $0 + tool }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }),
+              let result = Subprocess.run(path, arguments, timeoutSeconds: 3), result.status == 0, !result.timedOut else { return nil }
+        return result.stdout
     }
 
     // MARK: System

@@ -134,7 +134,13 @@ struct Diagnose: ParsableCommand {
             printError("classbox diagnose: \(error.description)")
             throw ExitCode(2)
         }
-        let setup = try options.setup()
+        let setup: (board: BoardProfile, config: BoxConfiguration, note: String?)
+        do { setup = try DiagnoseSetup.load(board: options.board, config: options.config) } catch {
+            printError(error.description)
+            throw ExitCode(ConfigError.exitCode)
+        }
+        JournalLogHandler.bootstrap(level: Logger.Level(rawValue: options.logLevel?.rawValue ?? setup.config.logLevel?.rawValue ?? "warning") ?? .warning)
+        if let note = setup.note { printError("classbox diagnose: \(note)") }
         let terminal = isatty(STDERR_FILENO) == 1
         let context = DiagnoseContext(board: setup.board, config: setup.config, interactive: interactive, whileRunning: whileRunning,
                                       dataDirectory: reportDirectory, prompt: { printError(">>> " + $0) })

@@ -182,3 +182,16 @@ struct AnalysisTests {
         try? FileManager.default.removeItem(atPath: dir)
     }
 }
+
+@Suite("Diagnose: running system tools")
+struct SubprocessTests {
+    @Test("a tool's output and exit status are collected, and a tool past its time limit is killed")
+    func run() throws {
+        let ok = try #require(Subprocess.run("/bin/sh", ["-c", "echo out; echo err >&2; exit 3"], timeoutSeconds: 5))
+        #expect(ok.status == 3 && ok.stdout == "out\n" && ok.stderr == "err\n" && !ok.timedOut)
+        let start = Date()
+        let slow = try #require(Subprocess.run("/bin/sleep", ["10"], timeoutSeconds: 0.3))
+        #expect(slow.timedOut && Date().timeIntervalSince(start) < 2)
+        #expect(Subprocess.run("/nonexistent/tool", [], timeoutSeconds: 1) == nil)
+    }
+}
