@@ -13,6 +13,9 @@ public struct Recording: Sendable {
     public var mic: [Float]
     /// Overruns and underruns during the recording.
     public var xruns: Int
+    /// Frames the test itself kept queued on the speaker: part of the measured delay, but not the
+    /// device's (the firmware queues less).
+    public var queuedFrames: Int = 0
 }
 
 /// A speaker and microphone in one room: plays a mono signal (on every playback channel) and records
@@ -69,7 +72,12 @@ public struct ALSAAcousticLoop: AcousticLoop {
     public init(spec: AudioSpec) { self.spec = spec }
 
     public func playAndRecord(_ signal: [Float], extraSeconds: Double) throws(ALSAError) -> Recording {
-        let (capture, playback) = try BoardAudio.open(spec)
+        // A deeper buffer than a lesson's (50 periods, 20 queued ahead): the test's own latency does not
+        // matter (it is subtracted from the delay reported), and a slow moment (a busy box, an emulated
+        // one) must not lose samples and shift the echo it measures.
+        var deep = spec
+        deep.bufferPeriods = 50
+        let (capture, playback) = try BoardAudio.open(deep)
         let rate = capture.configuration.rate
         let total = signal.count + Int(extraSeconds * Double(rate))
         let period = capture.configuration.periodFrames
@@ -100,13 +108,15 @@ public struct ALSAAcousticLoop: AcousticLoop {
             played += frames
         }
 
-        // Two periods of silence queued first: the speaker starts and always has the next period.
-        played = -2 * period
-        write(frames: period)
-        write(frames: period)
+        // Periods of silence queued first: the speaker starts and always has the next ones queued.
+        played = -ALSAAcousticLoop.queuedPeriods * period
+        for _ in 0..<ALSAAcousticLoop.queuedPeriods { write(frames: period) }
         _ = capture.start()
         var stalls = 0
-        while captured < total {
+        // A card that delivers slowly or not at all must not hold the test: give up after twice the
+        // recording's length plus 5 s (the check then reports what it got).
+        let giveUp = Date().addingTimeInterval(2 * Double(total) / Double(rate) + 5)
+        while captured < total && Date() < giveUp {
             let n = inBytes.withUnsafeMutableBytes { capture.transfer($0.baseAddress!, frames: period) }
             if n == -Int(EAGAIN) { usleep(1000); stalls += 1; if stalls > 5000 { break }; continue }
             if n < 0 {
@@ -130,8 +140,13 @@ public struct ALSAAcousticLoop: AcousticLoop {
         } else {
             for c in micChannels { for i in mic.indices { mic[i] += channels[c][i] / Float(micChannels.count) } }
         }
-        return Recording(rate: rate, channels: channels, mic: mic, xruns: xruns)
+        // Right after each write the queue holds `queuedPeriods`; by the time the next period is read one
+        // has played: on average the test adds one period less than it queues.
+        return Recording(rate: rate, channels: channels, mic: mic, xruns: xruns, queuedFrames: (ALSAAcousticLoop.queuedPeriods - 1) * period)
     }
+
+    /// Periods kept queued on the speaker ahead of the microphone.
+    static let queuedPeriods = 20
 }
 
 /// Converts between float samples and the device's formats.

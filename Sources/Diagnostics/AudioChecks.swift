@@ -53,6 +53,13 @@ public enum AudioChecks {
         return nil
     }
 
+    /// The card delivered less than was played: it stalled.
+    static func shortRecording(_ check: DiagnosticCheck, got: Int, wanted: Int, rate: Int) -> CheckResult? {
+        guard got < wanted else { return nil }
+        return check.result(.fail, String(format: "The microphone's sound card delivered only %.1f s of a %.1f s recording.", Double(got) / Double(rate), Double(wanted) / Double(rate)),
+                            remedy: "Unplug and replug the sound card (or restart the box); check that no other program uses it.")
+    }
+
     static let noEchoRemedy = "Check that the speaker is switched on, its volume is up and its cable is plugged in, and that the microphone is not muted or covered; then run diagnose again."
 
     // MARK: Speaker and microphone
@@ -78,12 +85,13 @@ public enum AudioChecks {
 
     /// The audio check's analysis of one recording (separate, so tests can feed it recordings).
     static func analyse(check: DiagnosticCheck, played: [Float], silence: Int, sweep: [Float], recording: Recording, rate: Int) -> CheckResult {
+        if let short = shortRecording(check, got: recording.mic.count, wanted: played.count, rate: rate) { return short }
         let mic = recording.mic
         let noise = Array(mic[Int(0.05 * Double(rate))..<min(silence - Int(0.05 * Double(rate)), mic.count)])
         let noiseFloor = Acoustics.dBFS(noise)
         var m: [Measurement] = [Measurement("noise_floor", noiseFloor, "dBFS")]
         let clipped = recording.channels.map { Acoustics.clippedSamples($0) }.reduce(0, +)
-        guard let found = Acoustics.delay(of: played, in: mic, maxLag: min(Int(0.5 * Double(rate)), mic.count)), found.prominence >= 6 else {
+        guard let found = Acoustics.delay(of: played, in: mic, maxLag: min(Int(0.5 * Double(rate)) + recording.queuedFrames, mic.count)), found.prominence >= 6 else {
             return check.result(.fail, "The microphone did not hear the test sound from the speaker.", remedy: noEchoRemedy,
                                 m + [Measurement("clipped_samples", Double(clipped), "")])
         }
@@ -94,8 +102,9 @@ public enum AudioChecks {
         let echoPower = max(Acoustics.power(echoWindow) - noisePower, 1e-20)
         let erl = 10 * log10(Acoustics.power(sweep) / echoPower)
         let snr = 10 * log10(echoPower / max(noisePower, 1e-20))
-        let delayMs = found.samples / Double(rate) * 1000
+        let delayMs = (found.samples - Double(recording.queuedFrames)) / Double(rate) * 1000
         m.insert(contentsOf: [Measurement("delay", delayMs, "ms"), Measurement("erl", erl, "dB"), Measurement("snr", snr, "dB")], at: 0)
+        if recording.queuedFrames > 0 { m.append(Measurement("test_queue", Double(recording.queuedFrames) / Double(rate) * 1000, "ms")) }
         m.append(Measurement("clipped_samples", Double(clipped), ""))
         // Dead channels: digitally silent or 90 dB below full scale while the speaker plays.
         var dead: [Int] = []
@@ -157,7 +166,8 @@ public enum AudioChecks {
         do throws(ALSAError) { recording = try loop.playAndRecord(played, extraSeconds: 0.6) } catch {
             return result(for: error, check: check, board: board)
         }
-        let maxLag = Int(0.5 * Double(rate))
+        if let short = shortRecording(check, got: recording.mic.count, wanted: played.count, rate: rate) { return short }
+        let maxLag = Int(0.5 * Double(rate)) + recording.queuedFrames
         var delays: [Double] = []
         for p in positions {
             let window = Array(recording.mic[min(p, recording.mic.count)..<min(p + sweep.count + maxLag, recording.mic.count)])
@@ -167,9 +177,15 @@ public enum AudioChecks {
             }
             delays.append(found.samples)
         }
+        if recording.xruns > 0 {
+            return check.result(.warn, "The sound card lost samples \(recording.xruns) time(s) during the measurement, so the clocks could not be compared.",
+                                remedy: "Run diagnose again with the classbox service stopped and nothing else busy; if samples are still lost, check the USB cable and port.",
+                                [Measurement("interval", intervalSeconds, "s"), Measurement("xruns", Double(recording.xruns), "")])
+        }
         let ppm = Acoustics.driftPPM(positions: positions.map(Double.init), delays: delays) ?? .nan
         let m = [Measurement("drift", ppm, "ppm"), Measurement("interval", intervalSeconds, "s"),
-                 Measurement("delay_start", delays[0] / Double(rate) * 1000, "ms"), Measurement("delay_end", delays[2] / Double(rate) * 1000, "ms"),
+                 Measurement("delay_start", (delays[0] - Double(recording.queuedFrames)) / Double(rate) * 1000, "ms"),
+                 Measurement("delay_end", (delays[2] - Double(recording.queuedFrames)) / Double(rate) * 1000, "ms"),
                  Measurement("xruns", Double(recording.xruns), "")]
         let text = abs(ppm) < 0.05 ? "The microphone's and the speaker's clocks run at the same rate"
             : String(format: "The microphone's clock runs %.1f ppm %@ than the speaker's", abs(ppm), ppm >= 0 ? "faster" : "slower")
@@ -201,6 +217,7 @@ public enum AudioChecks {
         do throws(ALSAError) { recording = try loop.playAndRecord(speech, extraSeconds: 0.3) } catch {
             return result(for: error, check: check, board: context.board)
         }
+        if let short = shortRecording(check, got: recording.mic.count, wanted: speech.count, rate: rate) { return short }
         return measureCanceller(check: check, played: speech, mic: recording.mic, rate: rate)
     }
 

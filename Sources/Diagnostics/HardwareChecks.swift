@@ -1,4 +1,4 @@
-public import BoxConfig
+import BoxConfig
 import Box
 import Devices
 import Foundation
@@ -203,12 +203,18 @@ public enum HardwareChecks {
         if let led {
             m.append(Measurement("led", text: led.device))
             // Drive the LED and read the line back: the kernel sees what the firmware sets.
+            // The pattern thread sets the line: wait up to a second for each level.
+            func reaches(_ level: Bool) -> Bool {
+                for _ in 0..<50 {
+                    if (try? led.level()) == level { return true }
+                    usleep(20_000)
+                }
+                return false
+            }
             led.pattern = .on
-            usleep(50_000)
-            let lit = (try? led.level()) ?? false
+            let lit = reaches(true)
             led.pattern = .off
-            usleep(50_000)
-            let dark = !((try? led.level()) ?? true)
+            let dark = reaches(false)
             m.append(Measurement("led_line_follows", text: lit && dark ? "yes" : "no"))
             if !(lit && dark) {
                 return check.result(.fail, "The LED's line does not follow what the box sets.", remedy: "Check the LED's wiring and the board profile's led_line and led_active_low.", m)

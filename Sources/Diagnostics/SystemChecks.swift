@@ -1,4 +1,4 @@
-public import BoxConfig
+import BoxConfig
 import Foundation
 import Media
 #if canImport(Glibc)
@@ -147,7 +147,7 @@ public enum SystemChecks {
         var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
         var sin = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
         guard inet_ntop(AF_INET, &sin, &text, socklen_t(text.count)) != nil else { return nil }
-        return String(cString: text)
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The host and port of `mqtts://host:port` or `https://host/path`.

@@ -31,7 +31,7 @@ func trueERL(_ spec: SimRoomSpec, rate: Int) -> (erl: Double, delayMs: Double) {
     let played = [Float](repeating: 0, count: silence) + sweep
     var room = SimulatedRoom(spec: spec, sampleRate: rate)
     var mic = [Float](repeating: 0, count: played.count + rate), echo = mic, voice = mic
-    var speaker = played + [Float](repeating: 0, count: rate)
+    let speaker = played + [Float](repeating: 0, count: rate)
     speaker.withUnsafeBufferPointer { s in
         mic.withUnsafeMutableBufferPointer { m in
             echo.withUnsafeMutableBufferPointer { e in
