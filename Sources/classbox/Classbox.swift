@@ -127,8 +127,20 @@ struct Diagnose: ParsableCommand {
     @Option(name: .customLong("report-dir"), help: ArgumentHelp("Where to save the JSON report.", valueName: "path"))
     var reportDirectory: String = DiagnoseOptions.defaultReportDirectory
     @Flag(name: .customLong("no-save"), help: "Do not save the report.") var noSave = false
+    @Option(help: ArgumentHelp("Show a saved report (JSON) as the table, or as JSON with --json, instead of testing.", valueName: "path"))
+    var show: String?
 
     func run() throws {
+        if let show {
+            let report: DiagnoseReport
+            do { report = try JSONDecoder().decode(DiagnoseReport.self, from: Data(contentsOf: URL(fileURLWithPath: show))) } catch {
+                printError("classbox diagnose: cannot read the report \(show): \(error.localizedDescription)")
+                throw ExitCode(2)
+            }
+            if json { print(String(decoding: try report.json(), as: UTF8.self)) } else { print(Diagnostics.Diagnose.render(report, colour: false)) }
+            if report.exitCode != 0 { throw ExitCode(report.exitCode) }
+            return
+        }
         let selection: CheckSelection
         do { selection = try CheckSelection(only: only, skip: skip, known: Diagnostics.Diagnose.checkIDs) } catch {
             printError("classbox diagnose: \(error.description)")

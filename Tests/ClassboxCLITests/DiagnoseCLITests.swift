@@ -16,6 +16,9 @@ struct DiagnoseCLITests {
         #expect(checks.map { $0["id"] as? String } == ["devices", "audio"])
         let saved = try #require(object["savedTo"] as? String)
         #expect(saved.hasPrefix(reports + "/") && FileManager.default.fileExists(atPath: saved))
+        // The saved report shows as the table, with the same verdict.
+        let shown = try classbox(["diagnose", "--show", saved])
+        #expect(shown.status == 0 && shown.stdout.hasPrefix("PASS: all 2 checks passed") && shown.stdout.contains("Speaker and microphone"))
         try? FileManager.default.removeItem(atPath: reports)
     }
 
