@@ -98,6 +98,22 @@ struct SimRoomTests {
         #expect(r.status == .fail && r.finding.contains("more than the box can compensate"))
     }
 
+    @Test("a recording with lost samples gives no drift number but a warning that says why")
+    func driftWithXruns() throws {
+        struct LossyLoop: AcousticLoop {
+            var inner = SyntheticLoop(delaySamples: 500, gain: 0.5, noiseAmplitude: 0.001)
+            var name: String { "lossy" }
+            var rate: Int { inner.rate }
+            func playAndRecord(_ signal: [Float], extraSeconds: Double) throws(ALSAError) -> Recording {
+                var r = try inner.playAndRecord(signal, extraSeconds: extraSeconds)
+                r.xruns = 3
+                return r
+            }
+        }
+        let r = AudioChecks.measureDrift(check: AudioChecks.clockDrift, loop: LossyLoop(), intervalSeconds: 2, board: simBoard)
+        #expect(r.status == .warn && r.finding.contains("lost samples 3 time(s)") && r.value("drift") == nil)
+    }
+
     @Test("the echo canceller removes at least 20 dB of the simulated room's echo within 3 s")
     func echoCanceller() throws {
         let r = DiagnoseRunner.runOne(AudioChecks.echoCanceller, context: context(simBoard))
