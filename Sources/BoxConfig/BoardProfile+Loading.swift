@@ -154,8 +154,10 @@ private func readSimRoom(_ t: TableReader) -> SimRoomSpec? {
     let pupilGain = t.double("pupil_gain_db", range: -40...20, unit: " dB") ?? 0
     let noise = t.double("noise_dbfs", range: -120...(-20), unit: " dBFS") ?? -65
     let seed = t.int("seed", range: 0...Int(Int32.max)) ?? 1
+    let drift = t.double("capture_clock_ppm", range: -1000...1000, unit: " ppm") ?? 0
     t.finish()
     guard let rt60, let speaker, let pupil, let delay else { return nil }
     return SimRoomSpec(rt60: rt60, speakerDistance: speaker, pupilDistance: pupil, deviceDelayMs: delay,
-                       speakerGainDb: speakerGain, pupilGainDb: pupilGain, noiseDbfs: noise, seed: seed)
+                       speakerGainDb: speakerGain, pupilGainDb: pupilGain, noiseDbfs: noise, seed: seed,
+                       captureClockPPM: drift)
 }

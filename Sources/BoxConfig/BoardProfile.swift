@@ -201,10 +201,13 @@ public struct SimRoomSpec: Sendable, Equatable {
     public var noiseDbfs: Double
     /// Seed of the room's pseudo-random parts, so every run is the same.
     public var seed: Int
+    /// How many ppm faster the simulated sound card's capture clock runs than its playback clock (a USB
+    /// speakerphone's two crystals differ by tens of ppm); what `classbox diagnose` should measure.
+    public var captureClockPPM: Double
 
     /// A room from its measures.
     public init(rt60: Double, speakerDistance: Double, pupilDistance: Double, deviceDelayMs: Double,
-                speakerGainDb: Double, pupilGainDb: Double, noiseDbfs: Double, seed: Int) {
+                speakerGainDb: Double, pupilGainDb: Double, noiseDbfs: Double, seed: Int, captureClockPPM: Double = 0) {
         self.rt60 = rt60
         self.speakerDistance = speakerDistance
         self.pupilDistance = pupilDistance
@@ -213,5 +216,6 @@ public struct SimRoomSpec: Sendable, Equatable {
         self.pupilGainDb = pupilGainDb
         self.noiseDbfs = noiseDbfs
         self.seed = seed
+        self.captureClockPPM = captureClockPPM
     }
 }

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Box
 import BoxConfig
+import Diagnostics
 import Foundation
 import Logging
 import Media
@@ -111,10 +112,72 @@ struct Run: ParsableCommand {
 }
 
 struct Diagnose: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Test the box's speaker, microphone, camera, button and network.")
+    static let configuration = CommandConfiguration(
+        abstract: "Test the box's speaker, microphone, camera, button and network.",
+        discussion: """
+            Checks (ids for --only/--skip): \(Diagnostics.Diagnose.checkIDs.joined(separator: ", ")). Prints a table with a verdict \
+            (or JSON with --json) and saves the JSON report under the report directory. Exit codes: 0 all passed, 1 warnings, 2 failures.
+            """)
     @OptionGroup var options: GlobalOptions
     @Flag(help: "Print the report as JSON.") var json = false
-    func run() throws { throw notYetAvailable("diagnose", "the hardware and network self-test") }
+    @Option(parsing: .singleValue, help: ArgumentHelp("Run only these checks (comma-separated ids).", valueName: "ids")) var only: [String] = []
+    @Option(parsing: .singleValue, help: ArgumentHelp("Do not run these checks (comma-separated ids).", valueName: "ids")) var skip: [String] = []
+    @Flag(help: "A person is at the box: ask for a button press and cycle the LED.") var interactive = false
+    @Flag(name: .customLong("while-running"), help: "The classbox service is running: skip the tests that need its devices.")
+    var whileRunning = false
+    @Option(name: .customLong("report-dir"), help: ArgumentHelp("Where to save the JSON report.", valueName: "path"))
+    var reportDirectory: String = DiagnoseOptions.defaultReportDirectory
+    @Flag(name: .customLong("no-save"), help: "Do not save the report.") var noSave = false
+    @Option(help: ArgumentHelp("Show a saved report (JSON) as the table, or as JSON with --json, instead of testing.", valueName: "path"))
+    var show: String?
+
+    func run() throws {
+        if let show {
+            let report: DiagnoseReport
+            do { report = try JSONDecoder().decode(DiagnoseReport.self, from: Data(contentsOf: URL(fileURLWithPath: show))) } catch {
+                printError("classbox diagnose: cannot read the report \(show): \(error.localizedDescription)")
+                throw ExitCode(2)
+            }
+            if json { print(String(decoding: try report.json(), as: UTF8.self)) } else { print(Diagnostics.Diagnose.render(report, colour: false)) }
+            if report.exitCode != 0 { throw ExitCode(report.exitCode) }
+            return
+        }
+        let selection: CheckSelection
+        do { selection = try CheckSelection(only: only, skip: skip, known: Diagnostics.Diagnose.checkIDs) } catch {
+            printError("classbox diagnose: \(error.description)")
+            throw ExitCode(2)
+        }
+        let setup: (board: BoardProfile, config: BoxConfiguration, note: String?)
+        do { setup = try DiagnoseSetup.load(board: options.board, config: options.config) } catch {
+            printError(error.description)
+            throw ExitCode(ConfigError.exitCode)
+        }
+        JournalLogHandler.bootstrap(level: Logger.Level(rawValue: options.logLevel?.rawValue ?? setup.config.logLevel?.rawValue ?? "warning") ?? .warning)
+        if let note = setup.note { printError("classbox diagnose: \(note)") }
+        let terminal = isatty(STDERR_FILENO) == 1
+        let context = DiagnoseContext(board: setup.board, config: setup.config, interactive: interactive, whileRunning: whileRunning,
+                                      dataDirectory: reportDirectory, prompt: { printError(">>> " + $0) })
+        let started = Date()
+        let results = DiagnoseRunner.run(selection.apply(to: Diagnostics.Diagnose.checks), context: context) { index, count, check in
+            if terminal { FileHandle.standardError.write(Data("\r\u{1B}[Kdiagnose [\(index + 1)/\(count)] \(check.title)...".utf8)) }
+        }
+        if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        var report = DiagnoseReport(classbox: BuildInfo.version, board: setup.board.name, box: setup.config.identity.id, started: started,
+                                    seconds: (Date().timeIntervalSince(started) * 10).rounded() / 10, checks: results)
+        if !noSave {
+            let saved = Diagnostics.Diagnose.save(report, directory: reportDirectory)
+            if let warning = saved.warning { printError("classbox diagnose: warning: \(warning)") }
+            report.savedTo = saved.path
+        }
+        if json {
+            print(String(decoding: try report.json(), as: UTF8.self))
+        } else {
+            let colour = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+                && ProcessInfo.processInfo.environment["TERM"] != "dumb"
+            print(Diagnostics.Diagnose.render(report, colour: colour))
+        }
+        if report.exitCode != 0 { throw ExitCode(report.exitCode) }
+    }
 }
 
 struct AEC: ParsableCommand {

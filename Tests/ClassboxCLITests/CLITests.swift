@@ -100,15 +100,6 @@ struct CLITests {
         #expect(problems?.first?["line"] as? Int == 6 && problems?.first?["key"] as? String == "box.role")
     }
 
-    @Test("features of later releases say so and exit 2", arguments: [
-        ["diagnose"],
-    ])
-    func notYetAvailable(arguments: [String]) throws {
-        let r = try classbox(arguments)
-        #expect(r.status == 2)
-        #expect(r.stderr.contains("not yet available"))
-    }
-
     @Test("provision names the inventory's mistakes by file, line and key and sends nothing (exit 2)")
     func provisionInventoryErrors() throws {
         let path = try writeTemporary("[[schools]]\nname = \"S\"\n[[schools.boxes]]\nid = \"a\"\nclasroom = \"C\"\naddress = \"127.0.0.1\"\nrole = \"remote\"\n",
