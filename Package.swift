@@ -36,6 +36,7 @@ let package = Package(
     products: [
         .executable(name: "classbox", targets: ["classbox"]),
         .executable(name: "classbox-bench", targets: ["Bench"]),
+        .executable(name: "classbox-fuzz", targets: ["Fuzz"]),
     ],
     dependencies: loggingDependency + [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -76,6 +77,8 @@ let package = Package(
 
         // Development tool: the audio path's benchmark (scripts/bench-audio); not in the image.
         .executableTarget(name: "Bench", dependencies: ["Devices", "Media"], swiftSettings: strict),
+        // Development tool: bounded-time mutation fuzzing of the media parsers (scripts/fuzz); not in the image.
+        .executableTarget(name: "Fuzz", dependencies: ["Media"], swiftSettings: strict),
 
         // Test support only: counts the calling thread's allocations (never linked into the firmware).
         .target(name: "CAllocationCounter", path: "Sources/CAllocationCounter"),

@@ -104,9 +104,11 @@ public struct JPEGPacketizer: VideoPacketizer {
             let s = o + 2, e = o + length
             switch marker {
             case 0xC0:
-                guard e - s >= 15, p[s] == 8 else { throw .unsupportedJPEG("8-bit samples and 3 components only") }
+                guard e - s >= 6 else { throw .truncatedJPEG("SOF0") }
+                guard p[s] == 8 else { throw .unsupportedJPEG("8-bit samples only") }
                 f.height = Int(readU16(p, s + 1)); f.width = Int(readU16(p, s + 3))
                 guard p[s + 5] == 3 else { throw .unsupportedJPEG("3 components (YCbCr) only; grayscale is not in RFC 2435") }
+                guard e - s >= 15 else { throw .truncatedJPEG("SOF0") }
                 let y = p[s + 7], cb = p[s + 10], cr = p[s + 13]
                 guard cb == 0x11, cr == 0x11, y == 0x21 || y == 0x22 else {
                     throw .unsupportedJPEG("sampling 4:2:2 or 4:2:0 only (luma 2x1 or 2x2, chroma 1x1)")
