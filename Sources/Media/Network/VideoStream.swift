@@ -57,12 +57,16 @@ public final class VideoStreamSender<Packetizer: VideoPacketizer> {
     public func send(_ frame: UnsafeRawBufferPointer, at seconds: Double) throws(VideoPayloadError) {
         let ts = timestamp(at: seconds)
         lastTimestamp = ts
-        do {
+        // Result with an explicitly typed closure keeps the error typed on Swift 6.0.3 too (no do-catch inference).
+        let result = Result { () throws(VideoPayloadError) in
             try packetizer.packetize(frame) { payload, last in
                 sendPacket(payload, marker: last, timestamp: ts)
             }
+        }
+        switch result {
+        case .success:
             frames += 1
-        } catch {
+        case .failure(let error):
             refusedFrames += 1
             lastRefusal = error
             throw error
