@@ -157,6 +157,7 @@ struct H264RTPTests {
         [0x78, 0, 9, 0x67, 1],          // STAP-A size past the end
         [0x78, 0, 0, 0x67],             // STAP-A with a zero size
         [0x78, 0],                      // STAP-A cut in its size field
+        [0x78, 0, 2, 0x7C, 0x85],       // an FU-A inside a STAP-A
     ])
     func malformed(payload: [UInt8]) {
         let d = H264Depacketizer()

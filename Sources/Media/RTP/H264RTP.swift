@@ -230,6 +230,8 @@ public final class H264Depacketizer: VideoDepacketizer {
                 guard o + 2 <= p.count else { counters.malformed += 1; return false }
                 let size = Int(readU16(p, o))
                 guard size > 0, o + 2 + size <= p.count else { counters.malformed += 1; return false }
+                let nested = p[o + 2] & 0x1F
+                guard nested >= 1 && nested <= 23 else { counters.malformed += 1; return false }  // no aggregates in aggregates
                 guard appendNAL(UnsafeRawBufferPointer(rebasing: p[o + 2..<o + 2 + size])) else { return false }
                 o += 2 + size
             }
