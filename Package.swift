@@ -26,6 +26,13 @@ if useLoggingCompat {
     compatTargets = []
 }
 
+// classbox-libfuzz (scripts/fuzz --libfuzzer) calls libFuzzer's driver, which only a -sanitize=fuzzer link
+// provides, so the target exists only when that build asks for it.
+let libFuzzerTargets: [Target] = Context.environment["CLASSBOX_LIBFUZZER"] == "1"
+    ? [.systemLibrary(name: "CLibFuzzer"), .executableTarget(name: "LibFuzz", dependencies: ["Media", "CLibFuzzer"])]
+    : []
+let libFuzzerProducts: [Product] = libFuzzerTargets.isEmpty ? [] : [.executable(name: "classbox-libfuzz", targets: ["LibFuzz"])]
+
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
@@ -37,12 +44,12 @@ let package = Package(
         .executable(name: "classbox", targets: ["classbox"]),
         .executable(name: "classbox-bench", targets: ["Bench"]),
         .executable(name: "classbox-fuzz", targets: ["Fuzz"]),
-    ],
+    ] + libFuzzerProducts,
     dependencies: loggingDependency + [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
-    targets: compatTargets + [
+    targets: compatTargets + libFuzzerTargets + [
         // System libraries. Each module map also carries a header-only shim (static inline functions
         // and constants) for what Swift cannot import: variadic calls and function-like macros.
         .systemLibrary(name: "CAlsa", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),

@@ -17,6 +17,7 @@ let allowedImports: [String: Set<String>] = [
     "Provisioning": ["BoxConfig", "Logging"],
     "Bench": ["Devices", "Media"],
     "Fuzz": ["Media"],
+    "LibFuzz": ["Media", "CLibFuzzer"],
     "classbox": ["Box", "BoxConfig", "Diagnostics", "Provisioning", "Media", "Logging", "ArgumentParser"],
 ]
 let systemModules: Set<String> = ["Foundation", "FoundationEssentials", "Glibc", "Musl", "Synchronization", "Dispatch"]
