@@ -77,7 +77,7 @@ struct GStreamerVideoInteropTests {
 
     /// A real H.264 stream from GStreamer's own encoder, one file per access unit, and the checksums of its decoded frames.
     func encodedH264(_ dir: String) throws -> (units: [[UInt8]], decoded: [String]) {
-        let encode = try gstreamerOutput("videotestsrc num-buffers=\(frameCount) pattern=smpte horizontal-speed=4 ! video/x-raw,width=640,height=480,framerate=30/1 ! openh264enc gop-size=15 bitrate=2000000 ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au ! multifilesink location=\(dir)/au%05d.h264")
+        let encode = try gstreamerOutput("videotestsrc num-buffers=\(frameCount) pattern=smpte horizontal-speed=4 ! video/x-raw,width=320,height=240,framerate=30/1 ! openh264enc gop-size=15 bitrate=1500000 ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au ! multifilesink location=\(dir)/au%05d.h264")
         #expect(encode.finished)
         let units = try numberedFiles(dir, ".h264")
         try Data(units.flatMap { $0 }).write(to: URL(fileURLWithPath: dir + "/all.h264"))
@@ -136,7 +136,7 @@ struct GStreamerVideoInteropTests {
         let context = srtp ? try SRTPContext(profile: .aes128CmHmacSha1_80, masterKey: Array(interopKey[0..<16]), masterSalt: Array(interopKey[16...])) : nil
         let receiver = VideoStreamReceiver(socket: socket, srtp: context, depacketizer: H264Depacketizer())
         let encrypt = srtp ? "! srtpenc key=\(interopKeyHex) rtp-cipher=aes-128-icm rtp-auth=hmac-sha1-80 rtcp-cipher=aes-128-icm rtcp-auth=hmac-sha1-80 " : ""
-        let gst = try RunningPipeline("videotestsrc is-live=true num-buffers=\(frameCount) pattern=smpte horizontal-speed=4 ! video/x-raw,width=640,height=480,framerate=30/1 ! openh264enc gop-size=15 bitrate=2000000 ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au ! tee name=t ! queue ! multifilesink location=\(dir)/au%05d.h264 t. ! queue ! rtph264pay pt=96 mtu=1200 \(encrypt)! udpsink host=127.0.0.1 port=\(socket.local.port)")
+        let gst = try RunningPipeline("videotestsrc is-live=true num-buffers=\(frameCount) pattern=smpte horizontal-speed=4 ! video/x-raw,width=320,height=240,framerate=30/1 ! openh264enc gop-size=15 bitrate=1500000 ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au ! tee name=t ! queue ! multifilesink location=\(dir)/au%05d.h264 t. ! queue ! rtph264pay pt=96 mtu=1200 \(encrypt)! udpsink host=127.0.0.1 port=\(socket.local.port)")
         var received: [[UInt8]] = []
         let start = Date()
         while Date().timeIntervalSince(start) < 8 && received.count < frameCount {

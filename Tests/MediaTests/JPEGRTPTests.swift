@@ -132,7 +132,7 @@ struct JPEGRTPTests {
         }
         let d = JPEGDepacketizer(maxFrameBytes: 64 << 10)
         var delivered = 0
-        for i in 0..<30000 {
+        for i in 0..<10000 {
             let pick = seeds[rng.below(seeds.count)]
             let packet = i % 4 == 0 ? seeds[i / 4 % seeds.count] : rng.mutate(pick)
             packet.withUnsafeBytes { d.push(packet: $0) { frame in delivered += frame.bytes.count > 0 ? 1 : 0 } }
