@@ -26,6 +26,13 @@ if useLoggingCompat {
     compatTargets = []
 }
 
+// classbox-libfuzz (scripts/fuzz --libfuzzer) calls libFuzzer's driver, which only a -sanitize=fuzzer link
+// provides, so the target exists only when that build asks for it.
+let libFuzzerTargets: [Target] = Context.environment["CLASSBOX_LIBFUZZER"] == "1"
+    ? [.systemLibrary(name: "CLibFuzzer"), .executableTarget(name: "LibFuzz", dependencies: ["Media", "CLibFuzzer"])]
+    : []
+let libFuzzerProducts: [Product] = libFuzzerTargets.isEmpty ? [] : [.executable(name: "classbox-libfuzz", targets: ["LibFuzz"])]
+
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
@@ -40,12 +47,13 @@ let package = Package(
     products: [
         .executable(name: "classbox", targets: ["classbox"]),
         .executable(name: "classbox-bench", targets: ["Bench"]),
-    ],
+        .executable(name: "classbox-fuzz", targets: ["Fuzz"]),
+    ] + libFuzzerProducts,
     dependencies: loggingDependency + [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
-    targets: compatTargets + [
+    targets: compatTargets + libFuzzerTargets + [
         // System libraries. Each module map also carries a header-only shim (static inline functions
         // and constants) for what Swift cannot import: variadic calls and function-like macros.
         .systemLibrary(name: "CAlsa", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
@@ -80,6 +88,8 @@ let package = Package(
 
         // Development tool: the audio path's benchmark (scripts/bench-audio); not in the image.
         .executableTarget(name: "Bench", dependencies: ["Devices", "Media"], swiftSettings: strict),
+        // Development tool: bounded-time mutation fuzzing of the media parsers (scripts/fuzz); not in the image.
+        .executableTarget(name: "Fuzz", dependencies: ["Media"], swiftSettings: strict),
 
         // Test support only: counts the calling thread's allocations (never linked into the firmware).
         .target(name: "CAllocationCounter", path: "Sources/CAllocationCounter"),

@@ -16,6 +16,8 @@ let allowedImports: [String: Set<String>] = [
     "Diagnostics": ["Box", "BoxConfig", "Devices", "Media", "EchoCancel", "Logging"],
     "Provisioning": ["BoxConfig", "Logging"],
     "Bench": ["Devices", "Media"],
+    "Fuzz": ["Media"],
+    "LibFuzz": ["Media", "CLibFuzzer"],
     "classbox": ["Box", "BoxConfig", "Diagnostics", "Provisioning", "Media", "Logging", "ArgumentParser"],
 ]
 let systemModules: Set<String> = ["Foundation", "FoundationEssentials", "Glibc", "Musl", "Synchronization", "Dispatch"]
