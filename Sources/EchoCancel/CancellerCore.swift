@@ -91,7 +91,7 @@ struct CancellerCore: ~Copyable {
     static let mainStep: Float = 0.7
     static let shadowStep: Float = 0.8
     /// Misalignment leak per block, relative to the filter's own coefficient power (echo paths move).
-    static let leak: Float = 2e-5
+    static let leak: Float = 1e-4
     /// The largest plausible echo-path power gain per bin (render to microphone): it bounds the
     /// misalignment and sets the error-driven regularisation, so that where the render is weak and the
     /// error loud (a pupil talking, the far end fading out) neither filter takes a large step.
@@ -347,7 +347,7 @@ struct CancellerCore: ~Copyable {
                 sumY += y2.sum()
                 sumEcho += pe.sum()
             }
-            let mismatch = renderActive && (useCapture || smoothedMain > 0.5 * smoothedCapture) && sumEcho > 0.3 * sumY
+            let mismatch = renderActive && (useCapture || (smoothedMain > 0.5 * smoothedCapture && smoothedShadow < 0.7 * smoothedMain)) && sumEcho > 0.3 * sumY
             suppressor.process(SuppressorInput(
                 capture: capturePower.base, outputRe: linearRe.base, outputIm: linearIm.base,
                 linearEcho: linearEcho.base, echo: echoPower.base, outputIsCapture: useCapture, mismatch: mismatch,
@@ -431,7 +431,7 @@ struct CancellerCore: ~Copyable {
             let ceiling = min(4 * ep / (x2 + delta), Self.maximumPathGain / partitions)
             if h > ceiling { h = ceiling }
             let residual = 0.5 * h * x2
-            let alpha = Self.mainStep * min(1, residual / (ep + 1e-20))
+            let alpha = Self.mainStep * min(1, 4 * residual / (ep + 1e-20))
             let g = alpha / (weightedMain[k] + delta + 2 * partitions * ep / Self.maximumPathGain)
             gradRe[k] = er * g
             gradIm[k] = ei * g

@@ -46,6 +46,10 @@ struct ResidualEchoSuppressor: ~Copyable {
     /// Leak per band and its regression sums.
     private(set) var leak: SIMD4<Float> = SIMD4(repeating: 0.5)
     private var covariance: SIMD4<Float> = SIMD4(repeating: 0.5)
+    /// Residual floor after a mismatch, per band (decays when the mismatch ends).
+    private var mismatchFloor: SIMD4<Float> = SIMD4(repeating: 0)
+    static let mismatchDecay: Float = 0.99
+    static let nearExcess: Float = 2
     private var variance: SIMD4<Float> = SIMD4(repeating: 1)
     private var noise = NoiseGenerator(seed: 0x1234_5678)
     private var blocks = 0
@@ -79,6 +83,7 @@ struct ResidualEchoSuppressor: ~Copyable {
         }
         leak = SIMD4(repeating: 0.5)
         covariance = SIMD4(repeating: 0.5)
+        mismatchFloor = SIMD4(repeating: 0)
         variance = SIMD4(repeating: 1)
         blocks = 0
     }
@@ -122,11 +127,13 @@ struct ResidualEchoSuppressor: ~Copyable {
                 leak[b] = max(minLeak, min(covariance[b] / variance[b], 1))
             }
         }
+        // A mismatch (path change, divergence, or double talk: the core cannot tell them apart yet) raises a
+        // decaying residual floor; it is applied only in bins where the capture does not exceed the echo
+        // estimate, so a pupil's voice (capture well above any echo the render can explain) is spared.
         if input.mismatch {
-            for b in 0..<3 where leak[b] < 0.5 {
-                leak[b] += 0.2 * (0.5 - leak[b])
-                covariance[b] = leak[b] * variance[b]
-            }
+            for b in 0..<3 { mismatchFloor[b] += 0.2 * (0.5 - mismatchFloor[b]) }
+        } else {
+            mismatchFloor *= Self.mismatchDecay
         }
 
         var nearSum: Float = 0, echoSum: Float = 0, noiseSum: Float = 0
@@ -143,7 +150,10 @@ struct ResidualEchoSuppressor: ~Copyable {
             if nf < 1e-12 { nf = 1e-12 }
             noiseFloor[k] = nf
 
-            let res = (input.outputIsCapture ? 1 : max(leak[Self.band(k)], minLeak)) * pe
+            let b = Self.band(k)
+            var share = input.outputIsCapture ? 1 : max(leak[b], minLeak)
+            if mismatchFloor[b] > share && input.capture[k] < Self.nearExcess * (pe + nf) { share = mismatchFloor[b] }
+            let res = share * pe
             residual[k] = res
             let rEff = over * res
             let near = max(l2 - rEff, 0)
