@@ -50,9 +50,15 @@ struct ResidualEchoSuppressor: ~Copyable {
     private var mismatchFloor: SIMD4<Float> = SIMD4(repeating: 0)
     static let mismatchDecay: Float = 0.99
     static let nearExcess: Float = 2
+    static let echoDominance: Float = 2
+    static let nearFrameExcess: Float = 2
+    static let nearHoldBlocks = 25
+    static let dominantShare: Float = 1
     private var variance: SIMD4<Float> = SIMD4(repeating: 1)
     private var noise = NoiseGenerator(seed: 0x1234_5678)
     private var blocks = 0
+    /// Blocks left in which the frame counts as holding near-end speech.
+    private var nearHold = 0
     /// Over-subtraction of the residual estimate.
     var overSubtraction: Float = 2.0
     /// Near-end and echo energy of the last block (for the double-talk flag).
@@ -136,6 +142,19 @@ struct ResidualEchoSuppressor: ~Copyable {
             mismatchFloor *= Self.mismatchDecay
         }
 
+        // Frame-level near-end test: the capture well above what the echo estimate and the noise explain.
+        var sumCapture: Float = 0, sumExplained: Float = 0
+        for k in 2..<Block.bins {
+            sumCapture += input.capture[k]
+            sumExplained += input.echo[k] + noiseFloor[k]
+        }
+        if sumCapture > Self.nearFrameExcess * sumExplained {
+            nearHold = Self.nearHoldBlocks
+        } else if nearHold > 0 {
+            nearHold -= 1
+        }
+        let echoOnly = input.renderActive && nearHold == 0
+
         var nearSum: Float = 0, echoSum: Float = 0, noiseSum: Float = 0
         for k in 0..<Block.bins {
             let lr = input.outputRe[k], li = input.outputIm[k]
@@ -153,7 +172,10 @@ struct ResidualEchoSuppressor: ~Copyable {
             let b = Self.band(k)
             var share = input.outputIsCapture ? 1 : max(leak[b], minLeak)
             if mismatchFloor[b] > share && input.capture[k] < Self.nearExcess * (pe + nf) { share = mismatchFloor[b] }
-            let res = share * pe
+            var res = share * pe
+            // A bin the echo estimate explains (the capture is not above it): what the linear output holds
+            // there is residual echo, not a pupil.
+            if echoOnly && input.capture[k] < Self.echoDominance * pe { res = max(res, Self.dominantShare * min(l2, pe)) }
             residual[k] = res
             let rEff = over * res
             let near = max(l2 - rEff, 0)
