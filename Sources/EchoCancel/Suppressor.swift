@@ -51,8 +51,8 @@ struct ResidualEchoSuppressor: ~Copyable {
     static let mismatchDecay: Float = 0.99
     static let nearExcess: Float = 2
     static let echoDominance: Float = 2
-    static let nearFrameExcess: Float = 2
-    static let nearHoldBlocks = 25
+    static let nearFrameExcess: Float = 1.5
+    static let nearHoldBlocks = 40
     static let dominantShare: Float = 1
     private var variance: SIMD4<Float> = SIMD4(repeating: 1)
     private var noise = NoiseGenerator(seed: 0x1234_5678)
