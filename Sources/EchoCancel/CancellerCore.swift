@@ -53,6 +53,7 @@ struct CancellerCore: ~Copyable {
     let window = FloatBuffer(count: Block.fft)
     let previousCapture = FloatBuffer(count: Block.size)
     let previousLinear = FloatBuffer(count: Block.size)
+    let previousShadowError = FloatBuffer(count: Block.size)
     let overlap = FloatBuffer(count: Block.size)
     let errorMain = FloatBuffer(count: Block.size)
     let errorShadow = FloatBuffer(count: Block.size)
@@ -326,6 +327,16 @@ struct CancellerCore: ~Copyable {
             time[n + i] = linear[i] * window[n + i]
         }
         fft.forward(time.base, real: linearRe.base, imaginary: linearIm.base)
+        // While the shadow filter is ahead (a path change it has already followed), its echo estimate is the
+        // better one for the suppressor.
+        let shadowAhead = renderActive && !useCapture && smoothedShadow < 0.85 * smoothedMain
+        if suppression && shadowAhead {
+            for i in 0..<n {
+                time[i] = previousShadowError[i] * window[i]
+                time[n + i] = errorShadow[i] * window[n + i]
+            }
+            fft.forward(time.base, real: shadowRe.base, imaginary: shadowIm.base)
+        }
         if suppression {
             var sumY: Float = 0, sumEcho: Float = 0
             for v in 0..<Block.vectors {
@@ -339,6 +350,11 @@ struct CancellerCore: ~Copyable {
                 if !useCapture {
                     let dr = cr - lr, di = ci - li
                     lin = dr * dr + di * di
+                }
+                if shadowAhead {
+                    let dr = cr - load8(shadowRe.base, o), di = ci - load8(shadowIm.base, o)
+                    let s2 = dr * dr + di * di
+                    lin = lin.replacing(with: s2, where: s2 .> lin)
                 }
                 let half = 0.5 * load8(model.base, o)
                 let pe = lin.replacing(with: half, where: half .> lin)
@@ -398,6 +414,7 @@ struct CancellerCore: ~Copyable {
         }
         previousCapture.base.update(from: y, count: n)
         previousLinear.base.update(from: linear, count: n)
+        previousShadowError.base.update(from: errorShadow.base, count: n)
 
         // Statistics.
         if renderActive {
