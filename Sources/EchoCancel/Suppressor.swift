@@ -15,6 +15,8 @@ struct SuppressorInput {
     var linearEcho: UnsafeMutablePointer<Float>
     /// Echo power estimate (max of the linear estimate and the power-domain model).
     var echo: UnsafeMutablePointer<Float>
+    /// The main filter's power-domain echo model sum_p |H_p|^2 |X_p|^2 (its level survives a path change).
+    var model: UnsafeMutablePointer<Float>
     /// The output is the raw capture (the filter was adding echo).
     var outputIsCapture: Bool
     /// The linear filter is not removing echo (path change or divergence).
@@ -143,11 +145,16 @@ struct ResidualEchoSuppressor: ~Copyable {
         }
 
         // Frame-level near-end test: the capture well above what the echo estimate and the noise explain.
-        var sumCapture: Float = 0, sumExplained: Float = 0
+        var sumCapture: Float = 0, sumExplained: Float = 0, sumModel: Float = 0, sumOutput: Float = 0
         for k in 2..<Block.bins {
             sumCapture += input.capture[k]
             sumExplained += input.echo[k] + noiseFloor[k]
+            sumModel += max(input.echo[k], input.model[k]) + noiseFloor[k]
+            sumOutput += input.outputRe[k] * input.outputRe[k] + input.outputIm[k] * input.outputIm[k]
         }
+        // Where the linear filter is not cancelling (after a path change), the echo model's level is the
+        // better measure of what echo alone would bring.
+        if sumOutput > 0.5 * sumCapture { sumExplained = sumModel }
         if sumCapture > Self.nearFrameExcess * sumExplained {
             nearHold = Self.nearHoldBlocks
         } else if nearHold > 0 {
