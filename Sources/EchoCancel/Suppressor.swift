@@ -55,6 +55,9 @@ struct ResidualEchoSuppressor: ~Copyable {
     static let echoDominance: Float = 2
     static let nearFrameExcess: Float = 1.5
     static let nearHoldBlocks = 40
+    /// A bin whose linear output is this far above the residual echo the leak predicts may hold a pupil
+    /// quieter than the echo: it is not treated as echo-dominated.
+    static let residualExcess: Float = 40
     static let dominantShare: Float = 1
     private var variance: SIMD4<Float> = SIMD4(repeating: 1)
     private var noise = NoiseGenerator(seed: 0x1234_5678)
@@ -182,7 +185,7 @@ struct ResidualEchoSuppressor: ~Copyable {
             var res = share * pe
             // A bin the echo estimate explains (the capture is not above it): what the linear output holds
             // there is residual echo, not a pupil.
-            if echoOnly && input.capture[k] < Self.echoDominance * pe { res = max(res, Self.dominantShare * min(l2, pe)) }
+            if echoOnly && input.capture[k] < Self.echoDominance * pe && l2 < Self.residualExcess * (res + nf) { res = max(res, Self.dominantShare * min(l2, pe)) }
             residual[k] = res
             let rEff = over * res
             let near = max(l2 - rEff, 0)
