@@ -429,7 +429,7 @@ struct CancellerCore: ~Copyable {
     }
 
     /// The main filter's gradient, scaled in place (gradRe/gradIm hold its error spectrum): a Kalman-like
-    /// per-bin step. The expected residual echo is misalignment x render power; the step is the share of the
+    /// per-bin step. The expected residual echo is misalignment x render power; the step follows (4x) the share of the
     /// error that residual echo explains, so near-end speech and noise (which the residual cannot explain)
     /// slow the filter down instead of pulling it away, while a misaligned filter adapts at full speed. The
     /// misalignment shrinks with each update, leaks back up slowly (echo paths move) and never exceeds

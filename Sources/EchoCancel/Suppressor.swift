@@ -3,6 +3,9 @@
 // the echo power (from the adaptive filter) and of how much of it the linear filter leaves behind; a
 // Wiener-style gain removes that residual, and where the output holds more than the residual predicts (a
 // pupil talking) the gain stays near one: this is what keeps the near-end voice in double talk.
+// Outside blocks with near-end excess (capture well above what echo and noise explain, held 160 ms), a bin the
+// echo estimate explains is taken as all residual echo and suppressed to the comfort-noise floor: this is
+// where most of the suppression in far-end single talk comes from, and it never applies while a pupil talks.
 
 /// Per-block inputs of the suppressor (all spectra 72 padded bins, windowed-frame scale).
 struct SuppressorInput {
@@ -50,14 +53,20 @@ struct ResidualEchoSuppressor: ~Copyable {
     private var covariance: SIMD4<Float> = SIMD4(repeating: 0.5)
     /// Residual floor after a mismatch, per band (decays when the mismatch ends).
     private var mismatchFloor: SIMD4<Float> = SIMD4(repeating: 0)
+    /// Per-block decay of the mismatch floor once the mismatch ends (about 0.4 s to a tenth).
     static let mismatchDecay: Float = 0.99
+    /// The mismatch floor spares a bin whose capture exceeds this multiple of echo estimate plus noise.
     static let nearExcess: Float = 2
+    /// A bin whose capture is below this multiple of the echo estimate is explained by the echo.
     static let echoDominance: Float = 2
+    /// A block whose capture exceeds this multiple of what echo and noise explain holds near-end speech...
     static let nearFrameExcess: Float = 1.5
+    /// ...and keeps the near-end protection for this many blocks (160 ms).
     static let nearHoldBlocks = 40
     /// A bin whose linear output is this far above the residual echo the leak predicts may hold a pupil
     /// quieter than the echo: it is not treated as echo-dominated.
     static let residualExcess: Float = 40
+    /// Share of the linear output taken as residual echo in an echo-explained bin outside near-end blocks.
     static let dominantShare: Float = 1
     private var variance: SIMD4<Float> = SIMD4(repeating: 1)
     private var noise = NoiseGenerator(seed: 0x1234_5678)
@@ -95,6 +104,7 @@ struct ResidualEchoSuppressor: ~Copyable {
         leak = SIMD4(repeating: 0.5)
         covariance = SIMD4(repeating: 0.5)
         mismatchFloor = SIMD4(repeating: 0)
+        nearHold = 0
         variance = SIMD4(repeating: 1)
         blocks = 0
     }
