@@ -53,6 +53,7 @@ struct CancellerCore: ~Copyable {
     let window = FloatBuffer(count: Block.fft)
     let previousCapture = FloatBuffer(count: Block.size)
     let previousLinear = FloatBuffer(count: Block.size)
+    let previousShadowError = FloatBuffer(count: Block.size)
     let overlap = FloatBuffer(count: Block.size)
     let errorMain = FloatBuffer(count: Block.size)
     let errorShadow = FloatBuffer(count: Block.size)
@@ -91,7 +92,7 @@ struct CancellerCore: ~Copyable {
     static let mainStep: Float = 0.7
     static let shadowStep: Float = 0.8
     /// Misalignment leak per block, relative to the filter's own coefficient power (echo paths move).
-    static let leak: Float = 2e-5
+    static let leak: Float = 1e-4
     /// The largest plausible echo-path power gain per bin (render to microphone): it bounds the
     /// misalignment and sets the error-driven regularisation, so that where the render is weak and the
     /// error loud (a pupil talking, the far end fading out) neither filter takes a large step.
@@ -326,6 +327,16 @@ struct CancellerCore: ~Copyable {
             time[n + i] = linear[i] * window[n + i]
         }
         fft.forward(time.base, real: linearRe.base, imaginary: linearIm.base)
+        // While the shadow filter is ahead (a path change it has already followed), its echo estimate is the
+        // better one for the suppressor.
+        let shadowAhead = renderActive && !useCapture && smoothedShadow < 0.85 * smoothedMain
+        if suppression && shadowAhead {
+            for i in 0..<n {
+                time[i] = previousShadowError[i] * window[i]
+                time[n + i] = errorShadow[i] * window[n + i]
+            }
+            fft.forward(time.base, real: shadowRe.base, imaginary: shadowIm.base)
+        }
         if suppression {
             var sumY: Float = 0, sumEcho: Float = 0
             for v in 0..<Block.vectors {
@@ -340,6 +351,11 @@ struct CancellerCore: ~Copyable {
                     let dr = cr - lr, di = ci - li
                     lin = dr * dr + di * di
                 }
+                if shadowAhead {
+                    let dr = cr - load8(shadowRe.base, o), di = ci - load8(shadowIm.base, o)
+                    let s2 = dr * dr + di * di
+                    lin = lin.replacing(with: s2, where: s2 .> lin)
+                }
                 let half = 0.5 * load8(model.base, o)
                 let pe = lin.replacing(with: half, where: half .> lin)
                 store8(echoPower.base, o, pe)
@@ -347,10 +363,10 @@ struct CancellerCore: ~Copyable {
                 sumY += y2.sum()
                 sumEcho += pe.sum()
             }
-            let mismatch = renderActive && (useCapture || smoothedMain > 0.5 * smoothedCapture) && sumEcho > 0.3 * sumY
+            let mismatch = renderActive && (useCapture || (smoothedMain > 0.5 * smoothedCapture && smoothedShadow < 0.7 * smoothedMain)) && sumEcho > 0.3 * sumY
             suppressor.process(SuppressorInput(
                 capture: capturePower.base, outputRe: linearRe.base, outputIm: linearIm.base,
-                linearEcho: linearEcho.base, echo: echoPower.base, outputIsCapture: useCapture, mismatch: mismatch,
+                linearEcho: linearEcho.base, echo: echoPower.base, model: model.base, outputIsCapture: useCapture, mismatch: mismatch,
                 renderActive: renderActive, nonlinear: nonlinearHold > 0 || clipped))
             // The band above 8 kHz (48 kHz mode) has no filter of its own: it is let through in proportion
             // to how little of the top of this band (5-7.5 kHz) is echo, by the linear filter's estimate.
@@ -398,6 +414,7 @@ struct CancellerCore: ~Copyable {
         }
         previousCapture.base.update(from: y, count: n)
         previousLinear.base.update(from: linear, count: n)
+        previousShadowError.base.update(from: errorShadow.base, count: n)
 
         // Statistics.
         if renderActive {
@@ -412,7 +429,7 @@ struct CancellerCore: ~Copyable {
     }
 
     /// The main filter's gradient, scaled in place (gradRe/gradIm hold its error spectrum): a Kalman-like
-    /// per-bin step. The expected residual echo is misalignment x render power; the step is the share of the
+    /// per-bin step. The expected residual echo is misalignment x render power; the step follows (4x) the share of the
     /// error that residual echo explains, so near-end speech and noise (which the residual cannot explain)
     /// slow the filter down instead of pulling it away, while a misaligned filter adapts at full speed. The
     /// misalignment shrinks with each update, leaks back up slowly (echo paths move) and never exceeds
@@ -431,7 +448,7 @@ struct CancellerCore: ~Copyable {
             let ceiling = min(4 * ep / (x2 + delta), Self.maximumPathGain / partitions)
             if h > ceiling { h = ceiling }
             let residual = 0.5 * h * x2
-            let alpha = Self.mainStep * min(1, residual / (ep + 1e-20))
+            let alpha = Self.mainStep * min(1, 4 * residual / (ep + 1e-20))
             let g = alpha / (weightedMain[k] + delta + 2 * partitions * ep / Self.maximumPathGain)
             gradRe[k] = er * g
             gradIm[k] = ei * g

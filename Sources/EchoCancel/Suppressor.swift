@@ -3,6 +3,9 @@
 // the echo power (from the adaptive filter) and of how much of it the linear filter leaves behind; a
 // Wiener-style gain removes that residual, and where the output holds more than the residual predicts (a
 // pupil talking) the gain stays near one: this is what keeps the near-end voice in double talk.
+// Outside blocks with near-end excess (capture well above what echo and noise explain, held 160 ms), a bin the
+// echo estimate explains is taken as all residual echo and suppressed to the comfort-noise floor: this is
+// where most of the suppression in far-end single talk comes from, and it never applies while a pupil talks.
 
 /// Per-block inputs of the suppressor (all spectra 72 padded bins, windowed-frame scale).
 struct SuppressorInput {
@@ -15,6 +18,8 @@ struct SuppressorInput {
     var linearEcho: UnsafeMutablePointer<Float>
     /// Echo power estimate (max of the linear estimate and the power-domain model).
     var echo: UnsafeMutablePointer<Float>
+    /// The main filter's power-domain echo model sum_p |H_p|^2 |X_p|^2 (its level survives a path change).
+    var model: UnsafeMutablePointer<Float>
     /// The output is the raw capture (the filter was adding echo).
     var outputIsCapture: Bool
     /// The linear filter is not removing echo (path change or divergence).
@@ -46,9 +51,28 @@ struct ResidualEchoSuppressor: ~Copyable {
     /// Leak per band and its regression sums.
     private(set) var leak: SIMD4<Float> = SIMD4(repeating: 0.5)
     private var covariance: SIMD4<Float> = SIMD4(repeating: 0.5)
+    /// Residual floor after a mismatch, per band (decays when the mismatch ends).
+    private var mismatchFloor: SIMD4<Float> = SIMD4(repeating: 0)
+    /// Per-block decay of the mismatch floor once the mismatch ends (about 0.4 s to a tenth).
+    static let mismatchDecay: Float = 0.99
+    /// The mismatch floor spares a bin whose capture exceeds this multiple of echo estimate plus noise.
+    static let nearExcess: Float = 2
+    /// A bin whose capture is below this multiple of the echo estimate is explained by the echo.
+    static let echoDominance: Float = 2
+    /// A block whose capture exceeds this multiple of what echo and noise explain holds near-end speech...
+    static let nearFrameExcess: Float = 1.5
+    /// ...and keeps the near-end protection for this many blocks (160 ms).
+    static let nearHoldBlocks = 40
+    /// A bin whose linear output is this far above the residual echo the leak predicts may hold a pupil
+    /// quieter than the echo: it is not treated as echo-dominated.
+    static let residualExcess: Float = 40
+    /// Share of the linear output taken as residual echo in an echo-explained bin outside near-end blocks.
+    static let dominantShare: Float = 1
     private var variance: SIMD4<Float> = SIMD4(repeating: 1)
     private var noise = NoiseGenerator(seed: 0x1234_5678)
     private var blocks = 0
+    /// Blocks left in which the frame counts as holding near-end speech.
+    private var nearHold = 0
     /// Over-subtraction of the residual estimate.
     var overSubtraction: Float = 2.0
     /// Near-end and echo energy of the last block (for the double-talk flag).
@@ -79,6 +103,8 @@ struct ResidualEchoSuppressor: ~Copyable {
         }
         leak = SIMD4(repeating: 0.5)
         covariance = SIMD4(repeating: 0.5)
+        mismatchFloor = SIMD4(repeating: 0)
+        nearHold = 0
         variance = SIMD4(repeating: 1)
         blocks = 0
     }
@@ -122,12 +148,32 @@ struct ResidualEchoSuppressor: ~Copyable {
                 leak[b] = max(minLeak, min(covariance[b] / variance[b], 1))
             }
         }
+        // A mismatch (path change, divergence, or double talk: the core cannot tell them apart yet) raises a
+        // decaying residual floor; it is applied only in bins where the capture does not exceed the echo
+        // estimate, so a pupil's voice (capture well above any echo the render can explain) is spared.
         if input.mismatch {
-            for b in 0..<3 where leak[b] < 0.5 {
-                leak[b] += 0.2 * (0.5 - leak[b])
-                covariance[b] = leak[b] * variance[b]
-            }
+            for b in 0..<3 { mismatchFloor[b] += 0.2 * (0.5 - mismatchFloor[b]) }
+        } else {
+            mismatchFloor *= Self.mismatchDecay
         }
+
+        // Frame-level near-end test: the capture well above what the echo estimate and the noise explain.
+        var sumCapture: Float = 0, sumExplained: Float = 0, sumModel: Float = 0, sumOutput: Float = 0
+        for k in 2..<Block.bins {
+            sumCapture += input.capture[k]
+            sumExplained += input.echo[k] + noiseFloor[k]
+            sumModel += max(input.echo[k], input.model[k]) + noiseFloor[k]
+            sumOutput += input.outputRe[k] * input.outputRe[k] + input.outputIm[k] * input.outputIm[k]
+        }
+        // Where the linear filter is not cancelling (after a path change), the echo model's level is the
+        // better measure of what echo alone would bring.
+        if sumOutput > 0.5 * sumCapture { sumExplained = sumModel }
+        if sumCapture > Self.nearFrameExcess * sumExplained {
+            nearHold = Self.nearHoldBlocks
+        } else if nearHold > 0 {
+            nearHold -= 1
+        }
+        let echoOnly = input.renderActive && nearHold == 0
 
         var nearSum: Float = 0, echoSum: Float = 0, noiseSum: Float = 0
         for k in 0..<Block.bins {
@@ -143,7 +189,13 @@ struct ResidualEchoSuppressor: ~Copyable {
             if nf < 1e-12 { nf = 1e-12 }
             noiseFloor[k] = nf
 
-            let res = (input.outputIsCapture ? 1 : max(leak[Self.band(k)], minLeak)) * pe
+            let b = Self.band(k)
+            var share = input.outputIsCapture ? 1 : max(leak[b], minLeak)
+            if mismatchFloor[b] > share && input.capture[k] < Self.nearExcess * (pe + nf) { share = mismatchFloor[b] }
+            var res = share * pe
+            // A bin the echo estimate explains (the capture is not above it): what the linear output holds
+            // there is residual echo, not a pupil.
+            if echoOnly && input.capture[k] < Self.echoDominance * pe && l2 < Self.residualExcess * (res + nf) { res = max(res, Self.dominantShare * min(l2, pe)) }
             residual[k] = res
             let rEff = over * res
             let near = max(l2 - rEff, 0)
