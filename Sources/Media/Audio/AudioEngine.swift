@@ -75,6 +75,9 @@ public final class AudioEngine<Processor: CaptureProcessor>: @unchecked Sendable
     private let playbackMono: UnsafeMutablePointer<Float>
     private var playedFrames = 0
 
+    /// The loudspeaker's period in samples (what the playback thread takes from `playbackSource` at once).
+    public var playbackPeriodFrames: Int { playbackPort.configuration.periodFrames }
+
     /// Whether the threads got real-time scheduling (known after `start`).
     public private(set) var realtime = false
     /// Whether memory could be locked (known after `start`).

@@ -27,7 +27,8 @@ public final class DirectAudioPump: @unchecked Sendable {
     private let chunk: Int
     private let frameSamples: Int
     private let running = Atomic<Bool>(false)
-    private var thread: pthread_t?
+    private var thread: RealtimeThread?
+    private let priority: Int32?
     private let published = Mutex<DirectAudioSnapshot>(DirectAudioSnapshot())
 
     // Thread state.
@@ -44,7 +45,8 @@ public final class DirectAudioPump: @unchecked Sendable {
     /// A pump between the engine's `capture` (processed microphone) and `playback` rings, with the
     /// loudspeaker's period of `playbackPeriod` samples, over sockets bound to the lesson's RTP and RTCP ports.
     public init(sessions: [AudioSession], rtp: UDPSocket, rtcp: UDPSocket, capture: SPSCRing, playback: SPSCRing,
-                counters: AudioCounters, playbackPeriod: Int) {
+                counters: AudioCounters, playbackPeriod: Int, realtimePriority: Int32? = nil) {
+        priority = realtimePriority
         precondition(!sessions.isEmpty)
         self.sessions = sessions
         self.rtp = rtp
@@ -77,26 +79,20 @@ public final class DirectAudioPump: @unchecked Sendable {
     /// latency (besides the jitter buffer).
     public var playbackLeadSamples: Int { playbackPeriod + chunk }
 
-    /// Starts the network thread.
+    /// Starts the network thread (SCHED_FIFO at `realtimePriority` where permitted: it feeds the loudspeaker).
     public func start() {
         guard !running.load(ordering: .relaxed) else { return }
         running.store(true, ordering: .releasing)
-        final class Box { let pump: DirectAudioPump; init(_ p: DirectAudioPump) { pump = p } }
-        let context = Unmanaged.passRetained(Box(self)).toOpaque()
-        var handle = pthread_t()
-        let rc = pthread_create(&handle, nil, { raw in
-            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-            box.pump.run()
-            return nil
-        }, context)
-        precondition(rc == 0, "pthread_create failed with \(rc)")
-        thread = handle
+        thread = RealtimeThread(name: "classbox-net", priority: priority) { [unowned self] in run() }
     }
+
+    /// Whether the network thread got real-time scheduling.
+    public var isRealtime: Bool { thread?.isRealtime ?? false }
 
     /// Stops the thread and waits for it.
     public func stop() {
         running.store(false, ordering: .releasing)
-        if let thread { pthread_join(thread, nil) }
+        thread?.join()
         thread = nil
     }
 
