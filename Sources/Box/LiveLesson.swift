@@ -121,6 +121,9 @@ public final class LiveLesson {
             return try runSimulated(sessions: sessions, rtp: rtp, rtcp: rtcp, settings: settings, stop: stop)
         }
         guard let ports = openAudio(stop: stop) else { return nil }
+        guard ports.playback.configuration.rate == settings.opus.rate else {
+            throw LiveLessonError(description: "the lesson's audio runs at 48 kHz (Opus over RTP), but board \"\(board.name)\" opened \(ports.playback.name) at \(ports.playback.configuration.rate) Hz; set [audio] rate = 48000 in its profile or use a card that takes 48 kHz")
+        }
         let engineConfiguration = AudioEngine<PassThroughProcessor>.Configuration(
             rate: ports.playback.configuration.rate, micChannels: board.audio.micChannels,
             averageMicChannels: board.audio.micMix == .average, realtimePriority: Int32(board.performance.realtimePriority))
@@ -225,6 +228,9 @@ public final class LiveLesson {
             throw LiveLessonError(description: "the sim board needs a [sim] table: sim.lesson (the teacher), sim.pupil and sim.output_dir")
         }
         let rate = board.audio.rate
+        guard rate == settings.opus.rate else {
+            throw LiveLessonError(description: "the lesson's audio runs at 48 kHz (Opus over RTP); board \"\(board.name)\" has [audio] rate = \(rate)")
+        }
         let lesson = try readMono(sim.lesson, rate: rate, key: "lesson")
         let pupil = try sim.pupil.map { path throws(LiveLessonError) in try readMono(path, rate: rate, key: "pupil") } ?? []
         // The lead's room holds the teacher; a remote's room holds the pupil. Both boxes run for the
