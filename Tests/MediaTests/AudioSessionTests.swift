@@ -78,4 +78,34 @@ struct AudioSessionTests {
         #expect(UDPEndpoint(host: "localhost", port: 7).resolve() == UDPAddress(ip: 0x7F00_0001, port: 7))
         #expect(UDPEndpoint(host: "192.0.2.10", port: 5004).resolve()?.description == "192.0.2.10:5004")
     }
+
+    @Test("a peer whose clock runs 300 ppm fast is measured and played 300 ppm faster")
+    func senderDrift() throws {
+        let socketA = try UDPSocket(local: .init(host: "127.0.0.1", port: 0), peer: .init(host: "127.0.0.1", port: 9))
+        let socketB = try UDPSocket(local: .init(host: "127.0.0.1", port: 0), peer: .init(host: "127.0.0.1", port: 9))
+        let a = try AudioSession(peerID: "b", settings: settings(srtp: false), socket: socketA, ssrc: 7)
+        let b = try AudioSession(peerID: "a", settings: settings(srtp: false), socket: socketB, ssrc: 8)
+        a.setRemote(try #require(UDPEndpoint(host: "127.0.0.1", port: socketB.local.port).resolve()))
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
+        defer { buffer.deallocate() }
+        let frame = [Float](repeating: 0.01, count: 960)
+        var source = UDPAddress(ip: 0, port: 0)
+        // 12 s of 20 ms packets whose timestamps advance 960 samples in 20 ms / 1.0003 of our time,
+        // with up to 3 ms of network jitter.
+        var state: UInt64 = 42
+        for i in 0..<600 {
+            frame.withUnsafeBufferPointer { a.send($0) }
+            let n = socketB.receive(into: buffer, timeoutMs: 100, from: &source)
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            let jitter = Double(state >> 40) / Double(1 << 24) * 0.003
+            let arrival = Double(i) * 0.02 / 1.0003 + jitter
+            b.acceptRTP(buffer, length: n, now: arrival, nanoseconds: Int64(arrival * 1e9))
+        }
+        b.updateDrift(playbackPPM: 0)
+        let measured = try #require(b.senderDriftPPM)
+        #expect(abs(measured - 300) < 30, "measured \(measured) ppm")
+        #expect(abs(b.resampleStep - 1.0003) < 0.00003)
+        b.updateDrift(playbackPPM: 100)  // our loudspeaker runs fast too: only the difference is resampled
+        #expect(abs(b.resampleStep - 1.0002) < 0.00003)
+    }
 }

@@ -68,6 +68,7 @@ public final class JitterBuffer {
     private var target: Int
     private var pullsSinceTarget = 0
     private var lastWasSilence = true
+    private var excessPulls = 0  // consecutive pulls with the buffer too deep
     /// Counters so far.
     public private(set) var statistics = JitterBufferStatistics()
 
@@ -151,12 +152,17 @@ public final class JitterBuffer {
         statistics.depthMs = Double(depth) * 1000 / rate
         statistics.targetMs = Double(target) * 1000 / rate
 
-        // Too deep: drop one frame, preferably silence, and at once when far too deep.
-        if depth > target + 2 * frame, let slot = find(nextSequence), lastWasSilence || depth > target + 6 * frame {
+        // Too deep: drop one frame, preferably silence, and at once when far too deep; when the excess
+        // lasts through a second of continuous speech (a teacher who never pauses), one speech frame a
+        // second, so latency comes back down within seconds instead of at the next pause.
+        if depth > target + 2 * frame { excessPulls += 1 } else { excessPulls = 0 }
+        if depth > target + 2 * frame, let slot = find(nextSequence),
+           lastWasSilence || depth > target + 6 * frame || excessPulls * frame >= Int(rate) {
             slotSequence[slot] = -1
             nextSequence += 1
             playout += Int64(frame)
             statistics.discarded += 1
+            excessPulls = 0
         }
         // Too shallow after the jitter rose: play one concealed frame without advancing.
         if depth < target - 2 * frame && depth > 0 && statistics.received > 10 {
