@@ -158,6 +158,9 @@ public final class LiveLesson {
         let pump = DirectAudioPump(sessions: sessions, rtp: rtp, rtcp: rtcp, capture: engine.output, playback: engine.playbackSource,
                                    counters: engine.counters, playbackPeriod: engine.playbackPeriodFrames,
                                    realtimePriority: Int32(max(1, board.performance.realtimePriority - 5)))
+        // Video joins here as a second RTP session: its own socket pair on media.video_port towards each
+        // peer's video_port, its sender started and stopped beside the audio pump (sessions are per
+        // medium; nothing below is audio-specific but the pump's rings).
         engine.start(reopen: reopen)
         pump.start()
         logger.notice("lesson running", metadata: [

@@ -29,7 +29,7 @@ struct DirectAudioPumpTests {
 
         let mic = SPSCRing(minimumCapacity: 48000), speaker = SPSCRing(minimumCapacity: 48000)
         let pump = DirectAudioPump(sessions: [toRoom1, toRoom2], rtp: leadRTP, rtcp: leadRTCP, capture: mic, playback: speaker,
-                                   counters: AudioCounters(), playbackPeriod: 480)
+                                   counters: AudioCounters(), playbackPeriod: 480, realtimePriority: 40)  // as on a box
         pump.start()
         defer { pump.stop() }
 
