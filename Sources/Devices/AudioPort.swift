@@ -60,11 +60,20 @@ public final class ClockedPort: AudioPort {
     private var position: Int = 0  // frames transferred since the (re)start
     private var epoch: Int64 = 0  // time at which `position` 0 was due; set by the first transfer
     private var started = false
+    /// CLOCK_MONOTONIC time (ns) at which the first frame was due: sample `k` of the stream is
+    /// "now" at `startNanoseconds + k / rate` (until a recovery restarts the clock). Nil before the first transfer.
+    public private(set) var startNanoseconds: Int64?
+    /// Where the clock restarted after an xrun: (frames transferred before the restart, CLOCK_MONOTONIC
+    /// ns of the restart). Frame `k >= frames` of the stream is due at `ns + (k - frames) / rate`. The
+    /// first 64 restarts are kept (for measurements; storage reserved up front).
+    public private(set) var restarts: [(frames: Int, nanoseconds: Int64)] = []
+    private var transferred = 0
 
     /// Clocks `inner` at its configured rate; the clock starts with the first transfer.
     public init(_ inner: any AudioPort) {
         self.inner = inner
         rate = Double(inner.configuration.rate)
+        restarts.reserveCapacity(64)
     }
 
     public var name: String { inner.name }
@@ -75,6 +84,7 @@ public final class ClockedPort: AudioPort {
         if !started {
             started = true
             epoch = ClockedPort.now()
+            startNanoseconds = epoch
         }
         let dueFrames = position + frames
         let due = epoch + Int64(Double(dueFrames) / rate * 1e9)
@@ -87,7 +97,10 @@ public final class ClockedPort: AudioPort {
             while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, nil) == EINTR {}
         }
         let n = inner.transfer(buffer, frames: frames)
-        if n > 0 { position += n }
+        if n > 0 {
+            position += n
+            transferred += n
+        }
         return n
     }
 
@@ -96,6 +109,7 @@ public final class ClockedPort: AudioPort {
         // Restart the clock from now, as a recovered card does.
         epoch = ClockedPort.now()
         position = 0
+        if restarts.count < 64 { restarts.append((transferred, epoch)) }
         return result
     }
 

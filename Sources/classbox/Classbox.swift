@@ -83,8 +83,21 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let setup = try options.setup()
-        guard setup.board.audio.backend == .sim else {
-            throw notYetAvailable("run", "a live lesson on real hardware (board \"\(setup.board.name)\")")
+        if LiveLesson.wanted(by: setup.config) || setup.board.audio.backend != .sim {
+            // A direct-mode lesson with the configured peers (on the sim board: two simulated rooms).
+            LiveLesson.installStopSignals()
+            let lesson = LiveLesson(board: setup.board, config: setup.config, echoCancellation: !noAEC)
+            // lesson.serviceHook: systemd's READY=1 / WATCHDOG=1 connect here (SystemdNotifier).
+            do {
+                if let report = try lesson.run() {
+                    print("Live lesson (\(report.role) \(report.boxId)): \(String(format: "%.1f", report.seconds)) s; wrote:")
+                    for file in report.files { print("  \(file)") }
+                }
+            } catch {
+                printError("classbox run: \(error.description)")
+                throw ExitCode(2)
+            }
+            return
         }
         let lesson = SimLesson(board: setup.board, config: setup.config)
         let report: SimLessonReport

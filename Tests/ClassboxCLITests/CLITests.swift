@@ -144,11 +144,11 @@ struct CLITests {
         #expect((boxes?.first?["reason"] as? String)?.contains("connection refused") == true)
     }
 
-    @Test("run on real hardware is not yet available; on the sim board without [sim] it says what to add")
+    @Test("run on real hardware without peers says whom it needs; on the sim board without [sim] it says what to add")
     func runBoards() throws {
         let path = try writeTemporary(validConfig)
         let hw = try classbox(["run", "--config", path])
-        #expect(hw.status == 2 && hw.stderr.contains("not yet available"))
+        #expect(hw.status == 2 && hw.stderr.contains("[[peers]]") && hw.stderr.contains("lead box"))
         let sim = try classbox(["run", "--config", path, "--board", "sim", "--log-level", "error"])
         #expect(sim.status == 2 && sim.stderr.contains("[sim]"))
     }

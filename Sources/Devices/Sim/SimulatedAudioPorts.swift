@@ -65,6 +65,9 @@ public final class SimulatedCapturePort: AudioPort {
     public private(set) var recordedEcho: [Float]
     /// The pupil component of each microphone sample so far (up to the recording length).
     public private(set) var recordedPupil: [Float]
+    /// What the loudspeaker emitted at each microphone sample's time (before the room and the card's
+    /// delay), up to the recording length: the "ear" end of a mouth-to-ear measurement.
+    public private(set) var recordedSpeaker: [Float]
     private var recorded = 0
     /// See `AudioPort`.
     public let configuration: PCMConfiguration
@@ -83,6 +86,7 @@ public final class SimulatedCapturePort: AudioPort {
         pupilPart = [Float](repeating: 0, count: block)
         recordedEcho = [Float](repeating: 0, count: recordFrames)
         recordedPupil = [Float](repeating: 0, count: recordFrames)
+        recordedSpeaker = [Float](repeating: 0, count: recordFrames)
     }
 
     /// Microphone samples clipped at full scale so far.
@@ -95,6 +99,10 @@ public final class SimulatedCapturePort: AudioPort {
             voice.withUnsafeMutableBufferPointer { v in
                 echoPart.withUnsafeMutableBufferPointer { e in
                     pupilPart.withUnsafeMutableBufferPointer { p in
+                        // A card plays in real time whether or not the microphone listens: what piled up
+                        // while capture was late (an overrun) was played unheard, not delayed.
+                        let backlog = ring.readable - n - configuration.bufferFrames
+                        if backlog > 0 { _ = ring.discard(backlog) }
                         let got = ring.read(into: UnsafeMutableBufferPointer(rebasing: s[0..<n]))
                         for i in got..<n { s[i] = 0 }  // nothing played: the loudspeaker is silent
                         for i in 0..<n { v[i] = cursor + i < pupil.count ? pupil[cursor + i] : 0 }
@@ -106,6 +114,7 @@ public final class SimulatedCapturePort: AudioPort {
                             for i in 0..<keep {
                                 recordedEcho[recorded + i] = e[i]
                                 recordedPupil[recorded + i] = p[i]
+                                recordedSpeaker[recorded + i] = s[i]
                             }
                             recorded += keep
                         }

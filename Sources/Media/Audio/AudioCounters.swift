@@ -34,6 +34,11 @@ public final class AudioCounters: Sendable {
     public let driftMilliPPM = Atomic<Int>(0)
     /// True once the drift estimate is established.
     public let driftKnown = Atomic<Bool>(false)
+    /// The loudspeaker's clock against CLOCK_MONOTONIC in thousandths of a ppm (for the network
+    /// streams' drift: a peer's RTP clock is measured against the same monotonic clock).
+    public let playbackClockMilliPPM = Atomic<Int>(0)
+    /// True once the loudspeaker's clock rate is established.
+    public let playbackClockKnown = Atomic<Bool>(false)
     /// Capture delay (frames between the converter and the application) at the last period.
     public let captureDelayFrames = Atomic<Int>(0)
     /// Playback delay (frames queued in the device) at the last period.

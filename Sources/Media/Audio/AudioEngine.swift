@@ -75,6 +75,9 @@ public final class AudioEngine<Processor: CaptureProcessor>: @unchecked Sendable
     private let playbackMono: UnsafeMutablePointer<Float>
     private var playedFrames = 0
 
+    /// The loudspeaker's period in samples (what the playback thread takes from `playbackSource` at once).
+    public var playbackPeriodFrames: Int { playbackPort.configuration.periodFrames }
+
     /// Whether the threads got real-time scheduling (known after `start`).
     public private(set) var realtime = false
     /// Whether memory could be locked (known after `start`).
@@ -266,6 +269,10 @@ public final class AudioEngine<Processor: CaptureProcessor>: @unchecked Sendable
         periodsSinceDrift &+= 1
         if periodsSinceDrift * period >= capturePort.configuration.rate {  // once a second
             periodsSinceDrift = 0
+            if let ppm = drift.playback.ppm(), abs(ppm) < 2000 {
+                counters.playbackClockMilliPPM.store(Int((ppm * 1000).rounded()), ordering: .relaxed)
+                counters.playbackClockKnown.store(true, ordering: .relaxed)
+            }
             if let ppm = drift.driftPPM(), abs(ppm) < 2000 {
                 resampler.step = 1 + ppm * 1e-6
                 counters.driftMilliPPM.store(Int((ppm * 1000).rounded()), ordering: .relaxed)

@@ -28,12 +28,71 @@ public struct UDPEndpoint: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "\(host):\(port)" }
 
+    /// Resolves `host` (a dotted quad or a host name, IPv4) to an address; nil while it cannot be
+    /// resolved (no DNS yet on a rural line: the caller retries).
+    public func resolve() -> UDPAddress? {
+        if let address = socketAddress() { return UDPAddress(address) }
+        var hints = addrinfo()
+        hints.ai_family = AF_INET
+        hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>? = nil
+        guard getaddrinfo(host, nil, &hints, &result) == 0, let first = result else { return nil }
+        defer { freeaddrinfo(result) }
+        guard let raw = first.pointee.ai_addr else { return nil }
+        var address = raw.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee }
+        address.sin_port = port.bigEndian
+        return UDPAddress(address)
+    }
+
     func socketAddress() -> sockaddr_in? {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
         guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return nil }
         return address
+    }
+}
+
+/// A resolved IPv4 address and port, packed so it can cross threads in one atomic word.
+public struct UDPAddress: Sendable, Hashable, CustomStringConvertible {
+    /// IPv4 address in host byte order.
+    public var ip: UInt32
+    /// Port.
+    public var port: UInt16
+
+    /// An address from its parts (host byte order).
+    public init(ip: UInt32, port: UInt16) {
+        self.ip = ip
+        self.port = port
+    }
+
+    init(_ address: sockaddr_in) {
+        ip = UInt32(bigEndian: address.sin_addr.s_addr)
+        port = UInt16(bigEndian: address.sin_port)
+    }
+
+    /// The same host on another port (RTCP on RTP + 1).
+    public func with(port: UInt16) -> UDPAddress { UDPAddress(ip: ip, port: port) }
+
+    /// ip << 16 | port; never 0 for a real address.
+    public var packed: UInt64 { UInt64(ip) << 16 | UInt64(port) }
+    /// The address packed by `packed`, nil for 0.
+    public init?(packed: UInt64) {
+        guard packed != 0 else { return nil }
+        ip = UInt32(truncatingIfNeeded: packed >> 16)
+        port = UInt16(truncatingIfNeeded: packed)
+    }
+
+    var socketAddress: sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = ip.bigEndian
+        return address
+    }
+
+    public var description: String {
+        "\(ip >> 24).\((ip >> 16) & 255).\((ip >> 8) & 255).\(ip & 255):\(port)"
     }
 }
 
@@ -79,6 +138,35 @@ public final class UDPSocket: @unchecked Sendable {
                 sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         } == bytes.count
+    }
+
+    /// Sends one datagram to `destination` instead of the fixed peer (a lead box serving several rooms
+    /// from one port); returns false when the kernel refused it (no route yet, for instance).
+    @discardableResult
+    public func send(_ bytes: UnsafeRawBufferPointer, to destination: UDPAddress) -> Bool {
+        var address = destination.socketAddress
+        return withUnsafePointer(to: &address) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        } == bytes.count
+    }
+
+    /// Waits up to `timeoutMs` for a datagram and says where it came from; returns its length, 0 on
+    /// timeout, or -1 on error (ICMP errors such as "port unreachable" included: the caller goes on).
+    public func receive(into buffer: UnsafeMutableRawBufferPointer, timeoutMs: Int32, from source: inout UDPAddress) -> Int {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&poller, 1, timeoutMs)
+        guard ready > 0 else { return ready == 0 ? 0 : -1 }
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let n = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                recvfrom(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT), $0, &length)
+            }
+        }
+        if n >= 0 { source = UDPAddress(address) }
+        return n
     }
 
     /// Waits up to `timeoutMs` for a datagram; returns its length, 0 on timeout, or -1 on error.

@@ -63,11 +63,13 @@ public final class JitterBuffer {
     private var nextSequence: Int64 = 0  // the next packet to play
     private var playout: Int64 = 0  // timestamp of the next frame to play
     private var highestTimestamp: Int64 = 0
+    private var highestSequence: Int64 = 0
     private var lastSequence: Int64 = 0  // for unwrapping 16-bit sequence numbers
     private var lastTimestamp: Int64 = 0
     private var target: Int
     private var pullsSinceTarget = 0
     private var lastWasSilence = true
+    private var excessPulls = 0  // consecutive pulls with the buffer too deep
     /// Counters so far.
     public private(set) var statistics = JitterBufferStatistics()
 
@@ -110,6 +112,7 @@ public final class JitterBuffer {
             nextSequence = seq
             playout = ts - Int64(target)
             highestTimestamp = ts
+            highestSequence = seq
         } else if abs(seq - nextSequence) > 1000 {
             // The sender restarted (new sequence space): start over from this packet.
             statistics.resets += 1
@@ -117,12 +120,15 @@ public final class JitterBuffer {
             nextSequence = seq
             playout = ts - Int64(target)
             highestTimestamp = ts
+            highestSequence = seq
             transitCount = 0
         }
         lastSequence = seq
         lastTimestamp = ts
         if ts + Int64(frame) <= playout || (seq < nextSequence && ts < playout) {
             statistics.late += 1
+            // The packet playout waits for came too late to play: stop waiting for it.
+            if seq == nextSequence { nextSequence += 1 }
             return .late
         }
         // An earlier packet overtaken by a later one before its turn came (e.g. the stream's first).
@@ -134,6 +140,7 @@ public final class JitterBuffer {
         slotLength[slot] = payload.count
         if let base = payload.baseAddress { (slotData + slot * slotSize).copyMemory(from: base, byteCount: payload.count) }
         highestTimestamp = max(highestTimestamp, ts)
+        highestSequence = max(highestSequence, seq)
         statistics.received += 1
         transit[transitNext] = arrival * rate - Double(ts)
         transitNext = (transitNext + 1) % transitCapacity
@@ -151,12 +158,17 @@ public final class JitterBuffer {
         statistics.depthMs = Double(depth) * 1000 / rate
         statistics.targetMs = Double(target) * 1000 / rate
 
-        // Too deep: drop one frame, preferably silence, and at once when far too deep.
-        if depth > target + 2 * frame, let slot = find(nextSequence), lastWasSilence || depth > target + 6 * frame {
+        // Too deep: drop one frame, preferably silence, and at once when far too deep; when the excess
+        // lasts through a second of continuous speech (a teacher who never pauses), one speech frame a
+        // second, so latency comes back down within seconds instead of at the next pause.
+        if depth > target + 2 * frame { excessPulls += 1 } else { excessPulls = 0 }
+        if depth > target + 2 * frame, let slot = find(nextSequence),
+           lastWasSilence || depth > target + 6 * frame || excessPulls * frame >= Int(rate) {
             slotSequence[slot] = -1
             nextSequence += 1
             playout += Int64(frame)
             statistics.discarded += 1
+            excessPulls = 0
         }
         // Too shallow after the jitter rose: play one concealed frame without advancing.
         if depth < target - 2 * frame && depth > 0 && statistics.received > 10 {
@@ -187,8 +199,10 @@ public final class JitterBuffer {
             lastWasSilence = isQuiet(out)
             return .decoded
         }
-        // The packet for this frame is missing.
-        let later = highestTimestamp >= playout + Int64(frame)
+        // The packet for this frame is missing. It is lost once anything after it arrived: a later
+        // timestamp, or (when jitter keeps every arrival just in time) a later sequence number; waiting
+        // for it would hold the stream silent while its successors arrive.
+        let later = highestTimestamp >= playout + Int64(frame) || highestSequence > nextSequence
         guard later else {
             // Nothing newer either: the stream stalled or paused. Conceal briefly, then silence, and wait.
             if lastWasSilence { fillSilence(out); playout += Int64(frame); return .silence }

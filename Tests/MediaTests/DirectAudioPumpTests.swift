@@ -1,0 +1,80 @@
+import Devices
+import Foundation
+import Testing
+@testable import Media
+
+@Suite("Direct-mode pump: a lead serving two rooms over loopback", .serialized)
+struct DirectAudioPumpTests {
+    func sine(_ frequency: Double, _ index: Int, count: Int = 960) -> [Float] {
+        (0..<count).map { Float(0.25 * sin(2 * Double.pi * frequency * Double(index * count + $0) / 48000)) }
+    }
+
+    @Test("the lead's loudspeaker mixes both rooms, and each room hears the teacher and the other room but never itself")
+    func mixMinus() throws {
+        let local = UDPEndpoint(host: "127.0.0.1", port: 0), nowhere = UDPEndpoint(host: "127.0.0.1", port: 9)
+        let leadRTP = try UDPSocket(local: local, peer: nowhere), leadRTCP = try UDPSocket(local: local, peer: nowhere)
+        let room1 = try UDPSocket(local: local, peer: nowhere), room2 = try UDPSocket(local: local, peer: nowhere)
+        var opus = OpusSettings()
+        opus.frameMs = 20
+        let settings = AudioSessionSettings(opus: opus, jitterMinMs: 20, jitterMaxMs: 100, srtpMaster: (0..<30).map { UInt8($0) })
+        let toRoom1 = try AudioSession(peerID: "room1", settings: settings, socket: leadRTP, ssrc: 11)
+        let toRoom2 = try AudioSession(peerID: "room2", settings: settings, socket: leadRTP, ssrc: 12)
+        toRoom1.setRemote(UDPAddress(ip: 0x7F00_0001, port: room1.local.port))
+        toRoom2.setRemote(UDPAddress(ip: 0x7F00_0001, port: room2.local.port))
+        let lead = UDPAddress(ip: 0x7F00_0001, port: leadRTP.local.port)
+        let fromRoom1 = try AudioSession(peerID: "lead", settings: settings, socket: room1, ssrc: 21)
+        let fromRoom2 = try AudioSession(peerID: "lead", settings: settings, socket: room2, ssrc: 22)
+        fromRoom1.setRemote(lead)
+        fromRoom2.setRemote(lead)
+
+        let mic = SPSCRing(minimumCapacity: 48000), speaker = SPSCRing(minimumCapacity: 48000)
+        let pump = DirectAudioPump(sessions: [toRoom1, toRoom2], rtp: leadRTP, rtcp: leadRTCP, capture: mic, playback: speaker,
+                                   counters: AudioCounters(), playbackPeriod: 480, realtimePriority: 40)  // as on a box
+        pump.start()
+        defer { pump.stop() }
+
+        // 3 s in real time, 20 ms at a time: the teacher says 200 Hz, room 1 says 440 Hz, room 2 1000 Hz.
+        var heardByLead: [Float] = [], heard1: [Float] = [], heard2: [Float] = []
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
+        defer { buffer.deallocate() }
+        var drain = [Float](repeating: 0, count: 480)
+        var source = UDPAddress(ip: 0, port: 0)
+        let start = Date()
+        for step in 0..<300 {
+            // The loudspeaker takes a 10 ms period every 10 ms, as the playback thread does.
+            let n = drain.withUnsafeMutableBufferPointer { speaker.read(into: $0) }
+            heardByLead += drain[0..<n]
+            let due = start.addingTimeInterval(Double(step + 1) * 0.01)
+            defer { if due > Date() { usleep(UInt32(due.timeIntervalSinceNow * 1e6)) } }
+            guard step % 2 == 0 else { continue }
+            let i = step / 2
+            sine(200, i).withUnsafeBufferPointer { _ = mic.write($0) }
+            sine(440, i).withUnsafeBufferPointer { fromRoom1.send($0) }
+            sine(1000, i).withUnsafeBufferPointer { fromRoom2.send($0) }
+            for (socket, session) in [(room1, fromRoom1), (room2, fromRoom2)] {
+                var got = socket.receive(into: buffer, timeoutMs: 0, from: &source)
+                while got > 0 {
+                    session.acceptRTP(buffer, length: got, now: Date().timeIntervalSince(start), nanoseconds: Int64(Date().timeIntervalSince(start) * 1e9))
+                    got = socket.receive(into: buffer, timeoutMs: 0, from: &source)
+                }
+                session.pullFrame()
+            }
+            heard1 += UnsafeBufferPointer(start: fromRoom1.decoded, count: 960)
+            heard2 += UnsafeBufferPointer(start: fromRoom2.decoded, count: 960)
+        }
+        let late = { (x: [Float]) in Array(x[(x.count / 3)...]) }  // after the buffers settled
+        #expect(toneShare(late(heardByLead), frequency: 440) > 0.2, "the teacher hears room 1")
+        #expect(toneShare(late(heardByLead), frequency: 1000) > 0.2, "the teacher hears room 2")
+        #expect(toneShare(late(heard1), frequency: 200) > 0.2, "room 1 hears the teacher")
+        #expect(toneShare(late(heard1), frequency: 1000) > 0.1, "room 1 hears room 2")
+        #expect(toneShare(late(heard1), frequency: 440) < 0.02, "room 1 does not hear itself")
+        #expect(toneShare(late(heard2), frequency: 200) > 0.2, "room 2 hears the teacher")
+        #expect(toneShare(late(heard2), frequency: 440) > 0.1, "room 2 hears room 1")
+        #expect(toneShare(late(heard2), frequency: 1000) < 0.02, "room 2 does not hear itself")
+        usleep(1_200_000)  // one report interval
+        let snapshot = pump.snapshot()
+        #expect(snapshot.sessions.map(\.peer) == ["room1", "room2"])
+        #expect(snapshot.sessions.allSatisfy { $0.packetsReceived > 100 && $0.packetsSent > 100 })
+        #expect(snapshot.unknownSourcePackets == 0)
+    }
+}
