@@ -354,7 +354,11 @@ struct BoxProvisioner {
 
     func collectDiagnose(_ ssh: SSHConnection, _ outcome: inout BoxOutcome) -> BoxOutcome.DiagnoseResult? {
         progress("\(box.id): running classbox diagnose --json")
-        let command = "cd / && \(shellQuote(paths.onBox(paths.classbox))) diagnose --json --config \(shellQuote(paths.onBox(paths.config)))"
+        // The same board profiles the configuration was checked against; the report is saved under the
+        // box's data directory (inside `root` in a test layout) so a later run can fetch it again.
+        let boardPath = paths.boards.map { paths.onBox($0) }.joined(separator: ":")
+        let command = "cd / && CLASSBOX_BOARD_PATH=\(shellQuote(boardPath)) \(shellQuote(paths.onBox(paths.classbox))) diagnose --json"
+            + " --config \(shellQuote(paths.onBox(paths.config))) --report-dir \(shellQuote(paths.onBox("/var/lib/classbox/diagnose")))"
         let result = ssh.run(command, timeout: options.stepTimeoutS)
         if let failure = ssh.transportFailure(result) {
             outcome.notes.append("diagnose: connection lost (\(failure))")

@@ -24,7 +24,8 @@ public struct FleetReport: Sendable {
         for box in recap.boxes {
             var flat: [String: String] = [:]
             if let json = box.diagnose?.json, let object = try? JSONDecoder().decode(JSONValue.self, from: Data(json.utf8)) {
-                FleetReport.flatten(object, prefix: "", into: &flat)
+                // Under "diagnose." so a report's own fields (it has a "box" too) never collide with ours.
+                FleetReport.flatten(object, prefix: "diagnose", into: &flat)
             }
             for key in flat.keys.sorted() where seen.insert(key).inserted { keys.append(key) }
             values.append(flat)
@@ -45,8 +46,10 @@ public struct FleetReport: Sendable {
             for (key, v) in object { flatten(v, prefix: join(key), into: &out) }
         case .array(let array):
             let named: [(String, [String: JSONValue])] = array.compactMap {
-                guard case .object(let o) = $0, case .string(let name)? = o["name"] else { return nil }
-                return (name, o)
+                guard case .object(let o) = $0 else { return nil }
+                if case .string(let id)? = o["id"] { return (id, o.filter { $0.key != "id" }) }
+                if case .string(let name)? = o["name"] { return (name, o) }
+                return nil
             }
             if !named.isEmpty, named.count == array.count {
                 for (name, item) in named {
@@ -73,7 +76,7 @@ public struct FleetReport: Sendable {
 
     /// An array of objects, one per box, keyed by column.
     public var json: String {
-        let objects = rows.map { row in Dictionary(uniqueKeysWithValues: zip(columns, row).filter { !$0.1.isEmpty }) }
+        let objects = rows.map { row in Dictionary(zip(columns, row).filter { !$0.1.isEmpty }, uniquingKeysWith: { first, _ in first }) }
         let data = (try? JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys])) ?? Data("[]".utf8)
         return String(decoding: data, as: UTF8.self) + "\n"
     }

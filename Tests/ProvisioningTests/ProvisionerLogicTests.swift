@@ -239,26 +239,36 @@ struct RecapTests {
 struct FleetReportTests {
     func recap() -> FleetRecap {
         var a = BoxOutcome(box: "town-5b", address: "10.0.0.1", school: "Town, \"Center\"", classroom: "5B", status: .ok)
-        a.diagnose = .init(exitCode: 1, json: #"{"ok": false, "checks": [{"name": "speaker", "status": "ok"}, {"name": "camera", "status": "warning"}], "board": "rpi4", "cpu": {"temp_c": 51.5}}"#, note: nil)
+        a.diagnose = .init(exitCode: 1, json: #"{"box": "town-5b", "checks": [{"id": "speaker", "status": "pass"}, {"id": "camera", "status": "warn"}], "board": "rpi4", "cpu": {"temp_c": 51.5}}"#, note: nil)
         var b = BoxOutcome(box: "hill-3a", address: "10.0.0.2", school: "Hill <b>", classroom: "3A", status: .unreachable, reason: "connection refused")
         b.diagnose = nil
         return FleetRecap(inventory: "f", check: false, seconds: 1, boxes: [a, b])
     }
 
-    @Test("diagnose reports become columns, named checks one column each")
+    @Test("diagnose reports become columns under diagnose., checks named by id one column each")
     func columns() {
         let report = FleetReport(recap: recap())
-        #expect(report.columns == FleetReport.fixedColumns + ["board", "checks.camera", "checks.speaker", "cpu.temp_c", "ok"])
-        #expect(report.rows[0].suffix(5) == ["rpi4", "warning", "ok", "51.5", "false"])
+        #expect(report.columns == FleetReport.fixedColumns
+                + ["diagnose.board", "diagnose.box", "diagnose.checks.camera", "diagnose.checks.speaker", "diagnose.cpu.temp_c"])
+        #expect(report.rows[0].suffix(5) == ["rpi4", "town-5b", "warn", "pass", "51.5"])
         #expect(report.rows[1][4] == "unreachable")
         #expect(report.rows[1].suffix(5) == ["", "", "", "", ""])
+    }
+
+    @Test("the JSON report keeps our box column and the report's own box field apart")
+    func jsonColumns() throws {
+        let data = Data(FleetReport(recap: recap()).json.utf8)
+        let rows = try #require(try JSONSerialization.jsonObject(with: data) as? [[String: String]])
+        #expect(rows.count == 2)
+        #expect(rows[0]["box"] == "town-5b" && rows[0]["diagnose.box"] == "town-5b" && rows[0]["diagnose.checks.camera"] == "warn")
+        #expect(rows[1]["provision"] == "unreachable" && rows[1]["diagnose.box"] == nil)
     }
 
     @Test("CSV quotes what needs quoting")
     func csv() {
         let csv = FleetReport(recap: recap()).csv
-        #expect(csv.hasPrefix("box,school,classroom,address,provision,diagnose_exit,note,board,"))
-        #expect(csv.contains("town-5b,\"Town, \"\"Center\"\"\",5B,10.0.0.1,ok,1,,rpi4,warning,ok,51.5,false\r\n"))
+        #expect(csv.hasPrefix("box,school,classroom,address,provision,diagnose_exit,note,diagnose.board,"))
+        #expect(csv.contains("town-5b,\"Town, \"\"Center\"\"\",5B,10.0.0.1,ok,1,,rpi4,town-5b,warn,pass,51.5\r\n"))
     }
 
     @Test("the HTML page is self-contained and escaped")
@@ -266,7 +276,7 @@ struct FleetReportTests {
         let html = FleetReport(recap: recap()).html
         #expect(html.contains("<td>Hill &lt;b&gt;</td>"))
         #expect(html.contains("<td class=\"bad\">unreachable</td>"))
-        #expect(html.contains("<td class=\"warn\">warning</td>"))
+        #expect(html.contains("<td class=\"warn\">warn</td>"))
         #expect(!html.contains("<script") && !html.contains("http://") && !html.contains("https://") && !html.contains("<link"))
     }
 }
