@@ -49,6 +49,19 @@ struct GlobalOptions: ParsableArguments {
     }
 }
 
+extension GlobalOptions {
+    /// The not-provisioned wait when a board is named but its configuration is missing (see Box).
+    func provisioningWait() throws -> ProvisioningWait? {
+        let wait: ProvisioningWait?
+        do { wait = try ProvisioningWait.ifUnprovisioned(board: board, config: config) } catch {
+            printError(error.description)
+            throw ExitCode(ConfigError.exitCode)
+        }
+        if wait != nil { JournalLogHandler.bootstrap(level: Logger.Level(rawValue: logLevel?.rawValue ?? "info") ?? .info) }
+        return wait
+    }
+}
+
 /// `--log-level` values (swift-log's levels).
 enum LogLevel: String, CaseIterable, ExpressibleByArgument {
     case trace, debug, info, notice, warning, error, critical
@@ -80,6 +93,11 @@ struct Run: ParsableCommand {
     var noAEC = false
 
     func run() throws {
+        // A flashed box without its configuration stays ready for systemd and waits to be provisioned.
+        if let wait = try options.provisioningWait() {
+            _ = wait.run(logger: Logger(label: "classbox.run"))
+            return
+        }
         let setup = try options.setup()
         guard setup.board.audio.backend == .sim else {
             throw notYetAvailable("run", "a live lesson on real hardware (board \"\(setup.board.name)\")")

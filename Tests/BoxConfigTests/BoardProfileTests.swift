@@ -41,6 +41,9 @@ struct BoardProfileTests {
         #expect(pi5.camera.hardwareEncoder == nil)
         #expect(pi5.image?.aptSources.count == 1)
         #expect(qemu.image?.modules == ["snd-aloop", "vivid", "gpio-sim"])
+        #expect(qemu.image?.buildModules == ["gpio-sim"] && qemu.image?.bootloader == .systemdBoot)
+        #expect(qemu.image?.initramfsModules.contains("virtio_blk") == true && qemu.image?.rootMiB == 1024)
+        #expect(pi4.image?.rootMiB == 1536 && pi4.image?.initramfsModules.isEmpty == false)
         #expect(qemu.audio.captureDevice == 1 && qemu.audio.playbackDevice == 0)
         #expect(pi4.architecture == .arm64 && qemu.architecture == .amd64)
     }
@@ -95,6 +98,9 @@ struct BoardProfileTests {
         ("architecture = \"arm64\"", "architecture = \"riscv\"", 3, "architecture", "\"riscv\" is not one of"),
         ("[gpio]\nbackend = \"none\"", "[gpio]\nbackend = \"gpiod\"", 13, "gpio.chip_label", "required"),
         ("backend = \"alsa\"", "backend = \"alsa\"\nperiod_ms = 40", 9, "audio.period_ms", "out of range"),
+        ("bootloader = \"systemd-boot\"", "bootloader = \"systemd-boot\"\nmodules = [\"gpio-mockup\"]\nbuild_modules = [\"gpio-mockup\"]", 8, "image.build_modules", "cannot be built out of tree"),
+        ("bootloader = \"systemd-boot\"", "bootloader = \"systemd-boot\"\nbuild_modules = [\"gpio-sim\"]", 7, "image.build_modules", "never loaded"),
+        ("bootloader = \"systemd-boot\"", "bootloader = \"systemd-boot\"\nroot_mib = 100", 7, "image.root_mib", "out of range"),
     ])
     func profileMistakes(find: String, replace: String, line: Int, key: String, fragment: String) throws {
         let text = Self.minimalAlsaBoard.replacingOccurrences(of: find, with: replace)
