@@ -8,10 +8,11 @@ set -euo pipefail
 root=$1; cache=$2
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 packages="swiftlang,libc6-dev,libstdc++-14-dev,libgcc-14-dev,linux-libc-dev,libasound2-dev,libv4l-dev,libgpiod-dev,libopus-dev,libssl-dev"
-key=$(printf '%s\n' "$packages" "sdk-v1" | sha256sum | cut -c1-16)
+pkgkey=$(printf '%s\n' "$packages" "sdk-v1" | sha256sum | cut -c1-16)   # the sysroot's packages
+key=$pkgkey-layout2                                                      # and how the bundle is laid out
 bundle=$root/build/sdks/classbox-trixie-arm64.artifactbundle
 [ "$(cat "$bundle/.key" 2>/dev/null)" = "$key" ] && exit 0
-tarball=$cache/arm64-sysroot-$key.tar
+tarball=$cache/arm64-sysroot-$pkgkey.tar
 if [ ! -f "$tarball" ]; then
     echo "arm64 SDK: extracting trixie arm64 packages into a sysroot ($packages)"
     # extract: unpack the packages (and their dependencies) without running anything of arm64.
@@ -23,6 +24,14 @@ rm -rf "$bundle"; mkdir -p "$bundle/sdk/sysroot"
 tar -C "$bundle/sdk/sysroot" -xf "$tarball" --exclude='./dev/*' \
     --exclude='./usr/share/doc/*' --exclude='./usr/share/man/*' --exclude='./usr/share/locale/*'
 sysroot=$bundle/sdk/sysroot
+# Merged /usr, as an installed trixie has it (the extract variant makes no /lib -> usr/lib link, and
+# glibc's linker scripts name /lib/aarch64-linux-gnu/libm.so.6).
+for d in bin sbin lib; do
+    if [ -d "$sysroot/$d" ] && [ ! -L "$sysroot/$d" ]; then
+        mkdir -p "$sysroot/usr/$d"; cp -a "$sysroot/$d/." "$sysroot/usr/$d/"; rm -rf "$sysroot/$d"
+    fi
+    [ -e "$sysroot/$d" ] || ln -s "usr/$d" "$sysroot/$d"
+done
 # Absolute symlinks inside the sysroot must point into it, not at the build chroot's own files.
 find "$sysroot" -type l -lname '/*' | while read -r link; do
     target=$(readlink "$link"); ln -sfn "$(realpath -m --relative-to="$(dirname "$link")" "$sysroot$target")" "$link"
