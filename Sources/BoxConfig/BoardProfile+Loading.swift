@@ -50,11 +50,23 @@ private func readImage(_ t: TableReader) -> ImageSpec? {
     let cmdline = t.string("kernel_cmdline") ?? ""
     if cmdline.contains("root=") { t.report("kernel_cmdline", "must not set root=; the image builder adds the A/B root") }
     let modules = t.strings("modules") ?? []
+    let buildModules = t.strings("build_modules") ?? []
+    for name in buildModules where !ImageSpec.buildableModules.contains(name) {
+        t.report("build_modules", "\"\(name)\" cannot be built out of tree; known: \(ImageSpec.buildableModules.sorted().joined(separator: ", "))")
+    }
+    for name in buildModules where !modules.contains(name) {
+        t.report("build_modules", "\"\(name)\" is built but never loaded; add it to `modules` too")
+    }
+    let initramfsModules = t.strings("initramfs_modules") ?? []
+    let bootMiB = t.int("boot_mib", range: 32...4096, unit: " MiB") ?? 256
+    let rootMiB = t.int("root_mib", range: 512...65536, unit: " MiB") ?? 1536
+    let dataMiB = t.int("data_mib", range: 64...1_048_576, unit: " MiB") ?? 256
     t.finish()
     guard let kernel, let bootloader else { return nil }
     return ImageSpec(suite: suite, kernelPackages: kernel, firmwarePackages: firmware, extraPackages: extra,
                      aptSources: sources, bootloader: bootloader, bootFiles: bootFiles, kernelCommandLine: cmdline,
-                     modules: modules)
+                     modules: modules, buildModules: buildModules, initramfsModules: initramfsModules,
+                     bootMiB: bootMiB, rootMiB: rootMiB, dataMiB: dataMiB)
 }
 
 private func readAudio(_ t: TableReader) -> AudioSpec? {

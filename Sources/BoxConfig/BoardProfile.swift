@@ -54,6 +54,20 @@ public struct ImageSpec: Sendable, Equatable {
     public var kernelCommandLine: String
     /// Kernel modules loaded at boot (e.g. the test drivers on `qemu-amd64`).
     public var modules: [String]
+    /// Modules the builder compiles out of tree against the image kernel (only `gpio-sim` is known).
+    public var buildModules: [String]
+    /// When non-empty, the initramfs holds only these modules (`MODULES=list`): what it takes to find
+    /// the root filesystem. Empty means Debian's default (`MODULES=most`), for unknown hardware.
+    public var initramfsModules: [String]
+    /// Partition sizes in MiB: the EFI/boot partition, each of the two root slots, and the data partition.
+    public var bootMiB: Int
+    /// Size of each root slot (A and B) in MiB.
+    public var rootMiB: Int
+    /// Size of the data partition in MiB (journal, firmware state; kept across updates).
+    public var dataMiB: Int
+
+    /// Out-of-tree modules the image builder knows how to build.
+    public static let buildableModules: Set<String> = ["gpio-sim"]
 }
 
 /// How the firmware opens sound devices on this board.

@@ -51,6 +51,19 @@ struct GlobalOptions: ParsableArguments {
     }
 }
 
+extension GlobalOptions {
+    /// The not-provisioned wait when a board is named but its configuration is missing (see Box).
+    func provisioningWait() throws -> ProvisioningWait? {
+        let wait: ProvisioningWait?
+        do { wait = try ProvisioningWait.ifUnprovisioned(board: board, config: config) } catch {
+            printError(error.description)
+            throw ExitCode(ConfigError.exitCode)
+        }
+        if wait != nil { JournalLogHandler.bootstrap(level: Logger.Level(rawValue: logLevel?.rawValue ?? "info") ?? .info) }
+        return wait
+    }
+}
+
 /// `--log-level` values (swift-log's levels).
 enum LogLevel: String, CaseIterable, ExpressibleByArgument {
     case trace, debug, info, notice, warning, error, critical
@@ -82,12 +95,28 @@ struct Run: ParsableCommand {
     var noAEC = false
 
     func run() throws {
+        // A flashed box without its configuration stays ready for systemd and waits to be provisioned.
+        if let wait = try options.provisioningWait() {
+            _ = wait.run(logger: Logger(label: "classbox.run"))
+            return
+        }
         let setup = try options.setup()
         if LiveLesson.wanted(by: setup.config) || setup.board.audio.backend != .sim {
             // A direct-mode lesson with the configured peers (on the sim board: two simulated rooms).
             LiveLesson.installStopSignals()
             let lesson = LiveLesson(board: setup.board, config: setup.config, echoCancellation: !noAEC)
-            // lesson.serviceHook: systemd's READY=1 / WATCHDOG=1 connect here (SystemdNotifier).
+            // Under systemd (Type=notify): READY=1 once the audio path and the network run, WATCHDOG=1 while
+            // they stay healthy, so a stalled audio thread ends in a restart rather than a silent classroom.
+            let notifier = SystemdNotifier()
+            if notifier.isActive {
+                let role = setup.config.identity.role.rawValue
+                lesson.serviceHook = { event in
+                    switch event {
+                    case .ready: try? notifier.ready(status: "in class (\(role))")
+                    case .alive: try? notifier.watchdog()
+                    }
+                }
+            }
             do {
                 if let report = try lesson.run() {
                     print("Live lesson (\(report.role) \(report.boxId)): \(String(format: "%.1f", report.seconds)) s; wrote:")

@@ -40,7 +40,10 @@ struct BoardProfileTests {
         #expect(pi4.camera.hardwareEncoder == "bcm2835-codec")
         #expect(pi5.camera.hardwareEncoder == nil)
         #expect(pi5.image?.aptSources.count == 1)
-        #expect(qemu.image?.modules == ["snd-aloop", "vivid", "gpio-sim", "vicodec"])
+        #expect(qemu.image?.modules == ["snd-aloop", "vivid", "gpio-sim"])
+        #expect(qemu.image?.buildModules == ["gpio-sim"] && qemu.image?.bootloader == .systemdBoot)
+        #expect(qemu.image?.initramfsModules.contains("virtio_blk") == true && qemu.image?.rootMiB == 1024)
+        #expect(pi4.image?.rootMiB == 1536 && pi4.image?.initramfsModules.isEmpty == false)
         #expect(pi4.camera.encoderFormat == "H264" && pi4.camera.encoderBitrate == 1_500_000 && pi4.camera.encoderKeyFrameInterval == 60)
         #expect(qemu.camera.hardwareEncoder == "vicodec" && qemu.camera.encoderFormat == "FWHT" && qemu.camera.encoderKeyFrameInterval == 10)
         #expect(pi5.camera.encoderBitrate == nil)
@@ -100,6 +103,9 @@ struct BoardProfileTests {
         ("backend = \"alsa\"", "backend = \"alsa\"\nperiod_ms = 40", 9, "audio.period_ms", "out of range"),
         ("[camera]\nbackend = \"none\"", "[camera]\nbackend = \"v4l2\"\nencoder_format = \"VP8\"", 13, "camera.encoder_format", "FWHT, H264, HEVC"),
         ("[camera]\nbackend = \"none\"", "[camera]\nbackend = \"v4l2\"\nencoder_bitrate = 100", 13, "camera.encoder_bitrate", "out of range"),
+        ("bootloader = \"systemd-boot\"", "bootloader = \"systemd-boot\"\nmodules = [\"gpio-mockup\"]\nbuild_modules = [\"gpio-mockup\"]", 8, "image.build_modules", "cannot be built out of tree"),
+        ("bootloader = \"systemd-boot\"", "bootloader = \"systemd-boot\"\nbuild_modules = [\"gpio-sim\"]", 7, "image.build_modules", "never loaded"),
+        ("bootloader = \"systemd-boot\"", "bootloader = \"systemd-boot\"\nroot_mib = 100", 7, "image.root_mib", "out of range"),
     ])
     func profileMistakes(find: String, replace: String, line: Int, key: String, fragment: String) throws {
         let text = Self.minimalAlsaBoard.replacingOccurrences(of: find, with: replace)

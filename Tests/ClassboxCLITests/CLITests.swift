@@ -192,4 +192,30 @@ struct CLITests {
         let r = try classbox(["run", "--log-level", "loud"])
         #expect(r.status != 0 && r.stderr.contains("loud"))
     }
+
+    @Test("run on a real board without its configuration logs once, waits, and exits 0 on SIGTERM")
+    func unprovisionedRun() throws {
+        let missing = FileManager.default.temporaryDirectory.appendingPathComponent("classbox-\(UUID())/classbox.toml").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: classboxBinary)
+        process.arguments = ["run", "--board", "qemu-amd64", "--config", missing]
+        process.currentDirectoryURL = URL(fileURLWithPath: root)
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = Pipe()
+        try process.run()
+        var log = ""
+        let deadline = Date().addingTimeInterval(20)
+        while !log.contains("not provisioned") && Date() < deadline {
+            log += String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
+        }
+        #expect(log.contains("not provisioned: waiting for configuration at \(missing)"))
+        #expect(process.isRunning)
+        process.terminate()   // SIGTERM
+        process.waitUntilExit()
+        log += String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationReason == .exit && process.terminationStatus == 0)
+        #expect(log.contains("stopping on signal 15"))
+        #expect(log.components(separatedBy: "not provisioned").count == 2)   // logged once
+    }
 }
