@@ -42,69 +42,77 @@ let strict: [SwiftSetting] = [
 // VM under software emulation, where unoptimised DSP (generic SIMD code above all) is 20-50x slower.
 let optimisedDSP: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
+// The manifest is built from typed pieces: Swift 6.0.3 (the image's toolchain) gives up type-checking
+// one large `Package(...)` expression ("unable to type-check this expression in reasonable time").
+let productList: [Product] = [
+    .executable(name: "classbox", targets: ["classbox"]),
+    .executable(name: "classbox-bench", targets: ["Bench"]),
+    .executable(name: "classbox-fuzz", targets: ["Fuzz"]),
+]
+let dependencyList: [Package.Dependency] = loggingDependency + [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+]
+let moduleTargets: [Target] = [
+    // System libraries. Each module map also carries a header-only shim (static inline functions
+    // and constants) for what Swift cannot import: variadic calls and function-like macros.
+    .systemLibrary(name: "CAlsa", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
+    .systemLibrary(name: "CV4L2", pkgConfig: "libv4l2", providers: [.apt(["libv4l-dev"])]),
+    .systemLibrary(name: "CGpiod", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
+    .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
+    .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+    // Bottom layer: pure logic and hardware, no network.
+    .target(name: "BoxConfig", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
+            swiftSettings: strict),
+    .target(name: "EchoCancel", swiftSettings: strict + optimisedDSP),
+    .target(name: "Devices", dependencies: ["BoxConfig", "CAlsa", "CV4L2", "CGpiod", logging], swiftSettings: strict),
+
+    // Middle layer.
+    .target(name: "Media", dependencies: ["Devices", "EchoCancel", "COpus", "CCrypto", logging], swiftSettings: strict),
+    .target(name: "Control", dependencies: ["BoxConfig", logging], swiftSettings: strict),
+
+    // Top layer: where the parts meet.
+    .target(name: "Box", dependencies: ["BoxConfig", "Devices", "EchoCancel", "Media", "Control", logging],
+            swiftSettings: strict),
+    .target(name: "Diagnostics", dependencies: ["Box", "BoxConfig", "Devices", "Media", "EchoCancel", logging],
+            swiftSettings: strict + optimisedDSP),
+    .target(name: "Provisioning", dependencies: ["BoxConfig", logging], swiftSettings: strict),
+    .executableTarget(
+        name: "classbox",
+        dependencies: [
+            "Box", "BoxConfig", "Diagnostics", "Provisioning", logging,
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ],
+        swiftSettings: strict),
+]
+let toolTargets: [Target] = [
+    // Development tool: the audio path's benchmark (scripts/bench-audio); not in the image.
+    .executableTarget(name: "Bench", dependencies: ["Devices", "Media"], swiftSettings: strict),
+    // Development tool: bounded-time mutation fuzzing of the media parsers (scripts/fuzz); not in the image.
+    .executableTarget(name: "Fuzz", dependencies: ["Media"], swiftSettings: strict),
+
+    // Test support only: counts the calling thread's allocations (never linked into the firmware).
+    .target(name: "CAllocationCounter", path: "Sources/CAllocationCounter"),
+]
+let testTargets: [Target] = [
+    .testTarget(name: "BoxConfigTests", dependencies: ["BoxConfig"], swiftSettings: strict),
+    .testTarget(name: "EchoCancelTests", dependencies: ["EchoCancel", "CAllocationCounter"], swiftSettings: strict),
+    .testTarget(name: "DevicesTests", dependencies: ["Devices", "BoxConfig", "CV4L2", "CGpiod", "CAlsa"], swiftSettings: strict),
+    .testTarget(name: "MediaTests", dependencies: ["Media", "Devices", "BoxConfig", "COpus", "CAllocationCounter"], swiftSettings: strict),
+    .testTarget(name: "BoxTests", dependencies: ["Box", "BoxConfig", "Devices", "Media"], swiftSettings: strict),
+    .testTarget(name: "ProvisioningTests", dependencies: ["Provisioning", "BoxConfig"], swiftSettings: strict),
+    .testTarget(name: "DiagnosticsTests", dependencies: ["Diagnostics", "Box", "BoxConfig", "Devices", "Media"], swiftSettings: strict),
+    .testTarget(name: "ClassboxCLITests", dependencies: ["BoxConfig"], swiftSettings: strict),
+    .testTarget(name: "ArchitectureTests", swiftSettings: strict),
+    // Run by scripts/vm-test inside a QEMU VM with the kernel's test drivers (CLASSBOX_VM_LANE=1).
+    .testTarget(name: "VMLaneTests", dependencies: ["Devices", "BoxConfig", "Media", "Box", "Diagnostics", "CV4L2"], swiftSettings: strict),
+]
+
 let package = Package(
     name: "classbox",
-    products: [
-        .executable(name: "classbox", targets: ["classbox"]),
-        .executable(name: "classbox-bench", targets: ["Bench"]),
-        .executable(name: "classbox-fuzz", targets: ["Fuzz"]),
-    ] + libFuzzerProducts,
-    dependencies: loggingDependency + [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
-    ],
-    targets: compatTargets + libFuzzerTargets + [
-        // System libraries. Each module map also carries a header-only shim (static inline functions
-        // and constants) for what Swift cannot import: variadic calls and function-like macros.
-        .systemLibrary(name: "CAlsa", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
-        .systemLibrary(name: "CV4L2", pkgConfig: "libv4l2", providers: [.apt(["libv4l-dev"])]),
-        .systemLibrary(name: "CGpiod", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
-        .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
-        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
-
-        // Bottom layer: pure logic and hardware, no network.
-        .target(name: "BoxConfig", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
-                swiftSettings: strict),
-        .target(name: "EchoCancel", swiftSettings: strict + optimisedDSP),
-        .target(name: "Devices", dependencies: ["BoxConfig", "CAlsa", "CV4L2", "CGpiod", logging], swiftSettings: strict),
-
-        // Middle layer.
-        .target(name: "Media", dependencies: ["Devices", "EchoCancel", "COpus", "CCrypto", logging], swiftSettings: strict),
-        .target(name: "Control", dependencies: ["BoxConfig", logging], swiftSettings: strict),
-
-        // Top layer: where the parts meet.
-        .target(name: "Box", dependencies: ["BoxConfig", "Devices", "EchoCancel", "Media", "Control", logging],
-                swiftSettings: strict),
-        .target(name: "Diagnostics", dependencies: ["Box", "BoxConfig", "Devices", "Media", "EchoCancel", logging],
-                swiftSettings: strict + optimisedDSP),
-        .target(name: "Provisioning", dependencies: ["BoxConfig", logging], swiftSettings: strict),
-        .executableTarget(
-            name: "classbox",
-            dependencies: [
-                "Box", "BoxConfig", "Diagnostics", "Provisioning", logging,
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: strict),
-
-        // Development tool: the audio path's benchmark (scripts/bench-audio); not in the image.
-        .executableTarget(name: "Bench", dependencies: ["Devices", "Media"], swiftSettings: strict),
-        // Development tool: bounded-time mutation fuzzing of the media parsers (scripts/fuzz); not in the image.
-        .executableTarget(name: "Fuzz", dependencies: ["Media"], swiftSettings: strict),
-
-        // Test support only: counts the calling thread's allocations (never linked into the firmware).
-        .target(name: "CAllocationCounter", path: "Sources/CAllocationCounter"),
-
-        .testTarget(name: "BoxConfigTests", dependencies: ["BoxConfig"], swiftSettings: strict),
-        .testTarget(name: "EchoCancelTests", dependencies: ["EchoCancel", "CAllocationCounter"], swiftSettings: strict),
-        .testTarget(name: "DevicesTests", dependencies: ["Devices", "BoxConfig", "CV4L2", "CGpiod", "CAlsa"], swiftSettings: strict),
-        .testTarget(name: "MediaTests", dependencies: ["Media", "Devices", "BoxConfig", "COpus", "CAllocationCounter"], swiftSettings: strict),
-        .testTarget(name: "BoxTests", dependencies: ["Box", "BoxConfig", "Devices", "Media"], swiftSettings: strict),
-        .testTarget(name: "ProvisioningTests", dependencies: ["Provisioning", "BoxConfig"], swiftSettings: strict),
-        .testTarget(name: "DiagnosticsTests", dependencies: ["Diagnostics", "Box", "BoxConfig", "Devices", "Media"], swiftSettings: strict),
-        .testTarget(name: "ClassboxCLITests", dependencies: ["BoxConfig"], swiftSettings: strict),
-        .testTarget(name: "ArchitectureTests", swiftSettings: strict),
-        // Run by scripts/vm-test inside a QEMU VM with the kernel's test drivers (CLASSBOX_VM_LANE=1).
-        .testTarget(name: "VMLaneTests", dependencies: ["Devices", "BoxConfig", "Media", "Box", "Diagnostics", "CV4L2"], swiftSettings: strict),
-    ],
+    products: productList + libFuzzerProducts,
+    dependencies: dependencyList,
+    targets: compatTargets + libFuzzerTargets + moduleTargets + toolTargets + testTargets,
     swiftLanguageModes: [.v6]
 )
