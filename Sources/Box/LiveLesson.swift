@@ -17,6 +17,10 @@ public enum LessonServiceEvent: Sendable, Equatable {
     case ready
     /// Still healthy: the audio threads move sound and the network thread reports (about once a second).
     case alive
+    /// Not in class yet, but alive and retrying (every 5 s): why, in words for the service status line.
+    /// Under systemd this is READY=1 with the reason as STATUS and a watchdog ping, so a box whose sound
+    /// card is unplugged waits for it instead of being restarted every watchdog period.
+    case waiting(String)
 }
 
 /// A direct-mode lesson, live: the box's audio engine (microphone through the echo canceller,
@@ -83,6 +87,7 @@ public final class LiveLesson {
                     logger.error("cannot open the sound devices; retrying every 5 s", metadata: ["error": "\(error.description)"])
                     warned = true
                 }
+                serviceHook?(.waiting("waiting for the sound devices: \(error.description)"))
                 for _ in 0..<50 where !stop() { usleep(100_000) }
             }
         }

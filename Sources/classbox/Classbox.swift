@@ -114,6 +114,9 @@ struct Run: ParsableCommand {
                     switch event {
                     case .ready: try? notifier.ready(status: "in class (\(role))")
                     case .alive: try? notifier.watchdog()
+                    case .waiting(let reason):
+                        try? notifier.ready(status: reason)
+                        try? notifier.watchdog()
                     }
                 }
             }

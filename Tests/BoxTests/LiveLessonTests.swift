@@ -129,6 +129,23 @@ struct LiveLessonTests {
         #expect(!session.receiving)
     }
 
+    @Test("on a real board whose sound card is missing the lesson says it is waiting, retries, and stops cleanly")
+    func missingSoundCard() throws {
+        // generic-amd64 names its USB speakerphone by card name; this machine has no sound cards at all.
+        let board = try BoardCatalog.standard().load("generic-amd64")
+        let config = try configuration(role: "remote", port: try freePortPair(), peerPort: try freePortPair(), dir: "/tmp",
+                                       security: "plain", lesson: "/nonexistent.wav", pupil: nil)
+        let lesson = LiveLesson(board: board, config: config)
+        nonisolated(unsafe) var events: [LessonServiceEvent] = []
+        lesson.serviceHook = { events.append($0) }
+        let report = try lesson.run(stop: { !events.isEmpty })
+        #expect(report == nil)
+        let first = try #require(events.first)
+        guard case .waiting(let reason) = first else { Issue.record("expected .waiting first, got \(first)"); return }
+        #expect(reason.contains("sound devices"), "\(reason)")
+        #expect(!events.contains(.ready), "it never claims to be in class without its sound card")
+    }
+
     @Test("a lesson without peers or with SRTP but no key is refused with what to change")
     func refusesBadSetups() throws {
         let board = try BoardCatalog.standard().load("sim")
