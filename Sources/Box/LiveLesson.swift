@@ -62,6 +62,7 @@ public final class LiveLesson {
         opus.frameMs = config.media.frameMs
         opus.bitrate = config.media.bitrate
         opus.music = config.media.music
+        opus.lowDelay = config.media.lowDelay
         opus.complexity = board.performance.opusComplexity
         var key: [UInt8]? = nil
         if config.media.security == .srtp {
@@ -252,7 +253,9 @@ public final class LiveLesson {
         } catch {
             throw LiveLessonError(description: "\(sim.outputDir): cannot create the output directory (\(error.localizedDescription))")
         }
-        let classroom = SimulatedClassroom(spec: room, rate: rate, periodFrames: frame, pupil: talker, recordFrames: total + frame)
+        // The simulated card runs at the profile's period, as ALSA would (5 ms on the sim board).
+        let period = max(1, rate * board.audio.periodMs / 1000)
+        let classroom = SimulatedClassroom(spec: room, rate: rate, periodFrames: period, pupil: talker, recordFrames: total + frame)
         let capture = ClockedPort(classroom.capture), playback = ClockedPort(classroom.playback)
         let configuration = AudioEngine<PassThroughProcessor>.Configuration(
             rate: rate, micChannels: board.audio.micChannels, realtimePriority: Int32(board.performance.realtimePriority))
@@ -311,7 +314,7 @@ public final class LiveLesson {
             boxId: config.identity.id, role: config.identity.role.rawValue, processor: recorded.name, sampleRate: rate,
             seconds: seconds, captureStartNanoseconds: capture.startNanoseconds ?? 0,
             captureRestarts: capture.restarts.map { [Int64($0.frames), $0.nanoseconds] },
-            periodSamples: rate / 100, echoDelayMs: classroom.echoDelay * 1000,
+            periodSamples: capture.configuration.periodFrames, echoDelayMs: classroom.echoDelay * 1000,
             talkerDelayMs: (board.simRoom?.pupilDistance ?? 0) / 343 * 1000,
             cancellerLatencySamples: recorded.latencySamples, opusFrameMs: settings.opus.frameMs,
             opusLookaheadSamples: encoderLookahead, playbackLeadSamples: history.playbackLeadSamples,

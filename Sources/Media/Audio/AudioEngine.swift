@@ -108,6 +108,12 @@ public final class AudioEngine<Processor: CaptureProcessor>: @unchecked Sendable
         frameRender = .allocate(capacity: configuration.frameSamples)
         frameOutput = .allocate(capacity: configuration.frameSamples)
         drift = ClockDriftEstimator(nominalRate: rate)
+        // The resampler needs its look-ahead (32 samples) beyond a position before it can output it, so
+        // frames aligned on the card's periods would each wait a whole extra period for their last 32
+        // samples. Starting the output 32 samples early (silence) puts each 10 ms frame's end exactly on a
+        // period's end: a frame is processed as soon as the period holding its last sample is read.
+        let lead = [Float](repeating: 0, count: resampler.latency + 1)
+        lead.withUnsafeBufferPointer { _ = resampler.push($0) }
     }
 
     deinit {
@@ -225,6 +231,7 @@ public final class AudioEngine<Processor: CaptureProcessor>: @unchecked Sendable
         }
         playedFrames &+= written
         if let stamp = playbackPort.timestamp() {
+            counters.playbackCycleNanoseconds.store(stamp.nanoseconds, ordering: .releasing)
             counters.playbackDelayFrames.store(stamp.delayFrames, ordering: .relaxed)
             _ = playbackClock.push(nanoseconds: stamp.nanoseconds, position: Double(playedFrames &- stamp.delayFrames))
         }
@@ -261,7 +268,9 @@ public final class AudioEngine<Processor: CaptureProcessor>: @unchecked Sendable
         let clipped = captureConverter.toMono(captureRaw, frames: read, into: captureMono)
         if clipped > 0 { counters.captureClippedSamples.add(clipped, ordering: .relaxed) }
         meter(captureMono, count: read, peak: counters.capturePeakBits, meanSquare: counters.captureMeanSquareBits)
+        var cycleNanoseconds: Int64 = 0
         if let stamp = capturePort.timestamp() {
+            cycleNanoseconds = stamp.nanoseconds
             counters.captureDelayFrames.store(stamp.delayFrames, ordering: .relaxed)
             drift.capture.add(nanoseconds: stamp.nanoseconds, position: Double(capturedFrames &+ stamp.delayFrames))
         }
@@ -299,6 +308,7 @@ public final class AudioEngine<Processor: CaptureProcessor>: @unchecked Sendable
             counters.processedFrames.add(1, ordering: .relaxed)
             let processed = UnsafeBufferPointer(start: UnsafePointer(frameOutput), count: frame)
             if output.write(processed) < frame { counters.outputDroppedFrames.add(1, ordering: .relaxed) }
+            if cycleNanoseconds > 0 { counters.frameQueuedNanoseconds.store(cycleNanoseconds, ordering: .releasing) }
             if configuration.loopProcessedToPlayback { playbackSource.write(processed) }
         }
         return true
