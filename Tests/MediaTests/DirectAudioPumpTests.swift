@@ -1,4 +1,7 @@
 import Devices
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Testing
 @testable import Media
@@ -76,5 +79,49 @@ struct DirectAudioPumpTests {
         #expect(snapshot.sessions.map(\.peer) == ["room1", "room2"])
         #expect(snapshot.sessions.allSatisfy { $0.packetsReceived > 100 && $0.packetsSent > 100 })
         #expect(snapshot.unknownSourcePackets == 0)
+    }
+
+    @Test("on the engine's period clock the loudspeaker gets each period just before the card takes it, not a period early")
+    func justInTime() throws {
+        let local = UDPEndpoint(host: "127.0.0.1", port: 0), nowhere = UDPEndpoint(host: "127.0.0.1", port: 9)
+        let leadRTP = try UDPSocket(local: local, peer: nowhere), leadRTCP = try UDPSocket(local: local, peer: nowhere)
+        let room = try UDPSocket(local: local, peer: nowhere)
+        var opus = OpusSettings()
+        opus.frameMs = 10
+        let settings = AudioSessionSettings(opus: opus, jitterMinMs: 20, jitterMaxMs: 100, srtpMaster: nil)
+        let toRoom = try AudioSession(peerID: "room", settings: settings, socket: leadRTP, ssrc: 31)
+        toRoom.setRemote(UDPAddress(ip: 0x7F00_0001, port: room.local.port))
+        let fromRoom = try AudioSession(peerID: "lead", settings: settings, socket: room, ssrc: 32)
+        fromRoom.setRemote(UDPAddress(ip: 0x7F00_0001, port: leadRTP.local.port))
+        let counters = AudioCounters()
+        let mic = SPSCRing(minimumCapacity: 48000), speaker = SPSCRing(minimumCapacity: 48000)
+        let pump = DirectAudioPump(sessions: [toRoom], rtp: leadRTP, rtcp: leadRTCP, capture: mic, playback: speaker,
+                                   counters: counters, playbackPeriod: 240, realtimePriority: 40)
+        pump.start()
+        defer { pump.stop() }
+
+        // The playback thread's cycle with 5 ms periods: wait for the card, stamp the period clock, take
+        // the next period from the ring. The room sends a 10 ms frame every other period.
+        var period = [Float](repeating: 0, count: 240)
+        var full = 0, short = 0, between: [Int] = []
+        let start = monotonicNanoseconds() + 5_000_000
+        for k in 0..<400 {
+            let due = start + Int64(k) * 5_000_000
+            var deadline = timespec(tv_sec: Int(due / 1_000_000_000), tv_nsec: Int(due % 1_000_000_000))
+            while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, nil) == EINTR {}
+            counters.playbackCycleNanoseconds.store(monotonicNanoseconds(), ordering: .releasing)
+            let got = period.withUnsafeMutableBufferPointer { speaker.read(into: $0) }
+            if k >= 100 { if got == 240 { full += 1 } else { short += 1 } }
+            if k % 2 == 0 { sine(440, k / 2, count: 480).withUnsafeBufferPointer { fromRoom.send($0) } }
+            // Half a period later: what waits in the ring then is the playout queue's latency.
+            var middle = timespec(tv_sec: Int((due + 2_500_000) / 1_000_000_000), tv_nsec: Int((due + 2_500_000) % 1_000_000_000))
+            while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &middle, nil) == EINTR {}
+            if k >= 100 { between.append(speaker.readable) }
+        }
+        let meanBetween = Double(between.reduce(0, +)) / Double(between.count)
+        #expect(full >= 285, "the card found its period ready \(full) of \(full + short) times")
+        // Filled a period and a chunk ahead (without the clock), half a period later 360 samples would wait.
+        #expect(meanBetween < 120, "half a period after the card took its period, \(meanBetween) samples waited on average")
+        #expect(pump.playbackLeadSamples < 240, "the fill lead stayed under a period: \(pump.playbackLeadSamples) samples")
     }
 }
