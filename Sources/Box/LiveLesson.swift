@@ -271,7 +271,7 @@ public final class LiveLesson {
                                      configuration: .init(rate: rate, micChannels: configuration.micChannels,
                                                           realtimePriority: configuration.realtimePriority))
             let history = drive(engine: engine, sessions: sessions, rtp: rtp, rtcp: rtcp, reopen: nil, until: until)
-            return try writeSimulated(recorded: engine.processor, classroom: classroom, capture: capture, history: history,
+            return try writeSimulated(recorded: engine.processor, leadIn: engine.captureLeadInSamples, classroom: classroom, capture: capture, history: history,
                                       settings: settings, outputDir: sim.outputDir, rate: rate, seconds: seconds)
         } else {
             let engine = AudioEngine(capture: capture, playback: playback,
@@ -279,19 +279,21 @@ public final class LiveLesson {
                                      configuration: .init(rate: rate, micChannels: configuration.micChannels,
                                                           realtimePriority: configuration.realtimePriority))
             let history = drive(engine: engine, sessions: sessions, rtp: rtp, rtcp: rtcp, reopen: nil, until: until)
-            return try writeSimulated(recorded: engine.processor, classroom: classroom, capture: capture, history: history,
+            return try writeSimulated(recorded: engine.processor, leadIn: engine.captureLeadInSamples, classroom: classroom, capture: capture, history: history,
                                       settings: settings, outputDir: sim.outputDir, rate: rate, seconds: seconds)
         }
     }
 
-    private func writeSimulated<P: CaptureProcessor>(recorded: RecordingProcessor<P>, classroom: SimulatedClassroom, capture: ClockedPort,
+    private func writeSimulated<P: CaptureProcessor>(recorded: RecordingProcessor<P>, leadIn: Int, classroom: SimulatedClassroom, capture: ClockedPort,
                                                      history: LessonHistory, settings: AudioSessionSettings, outputDir: String,
                                                      rate: Int, seconds: Double) throws(LiveLessonError) -> LiveLessonReport {
-        let count = recorded.count
-        let speaker = Array(recorded.render[0..<count])
-        let mic = Array(recorded.capture[0..<count])
+        // Sample n + leadIn the processor saw is sample n the room produced (the engine's lead-in).
+        let lead = min(leadIn, recorded.count)
+        let count = recorded.count - lead
+        let speaker = Array(recorded.render[lead..<lead + count])
+        let mic = Array(recorded.capture[lead..<lead + count])
         let latency = min(recorded.latencySamples, count)
-        let processed = Array(recorded.output[latency..<count]) + [Float](repeating: 0, count: latency)
+        let processed = Array(recorded.output[lead + latency..<lead + count]) + [Float](repeating: 0, count: latency)
         let available = min(count, classroom.capture.recordedEcho.count)
         let echo = Array(classroom.capture.recordedEcho[0..<available]) + [Float](repeating: 0, count: count - available)
         let near = Array(classroom.capture.recordedPupil[0..<available]) + [Float](repeating: 0, count: count - available)

@@ -83,8 +83,14 @@ public final class AudioEngine<Processor: CaptureProcessor>: @unchecked Sendable
     /// Whether memory could be locked (known after `start`).
     public private(set) var memoryLocked = false
     /// Samples the engine must have captured beyond a frame before it can process it (the resampler's
-    /// look-ahead): a latency of the path, not a shift of the signal.
-    public var captureLookaheadSamples: Int { resampler.latency + 1 }
+    /// look-ahead).
+    public var captureLookaheadSamples: Int { captureLeadInSamples }
+    /// Samples of silence the processor's frames start with, on both the microphone and the loudspeaker
+    /// reference: the resampler's look-ahead, spent up front so that each 10 ms frame ends where a card
+    /// period ends (otherwise every frame waited one more period for its last 32 samples). Sample `n`
+    /// the processor sees is sample `n - captureLeadInSamples` the microphone heard and the loudspeaker
+    /// played; the two stay paired exactly as before.
+    public let captureLeadInSamples: Int
 
     /// An engine over two open ports with the same rate.
     public init(capture: any AudioPort, playback: any AudioPort, processor: Processor, configuration: Configuration) {
@@ -111,9 +117,14 @@ public final class AudioEngine<Processor: CaptureProcessor>: @unchecked Sendable
         // The resampler needs its look-ahead (32 samples) beyond a position before it can output it, so
         // frames aligned on the card's periods would each wait a whole extra period for their last 32
         // samples. Starting the output 32 samples early (silence) puts each 10 ms frame's end exactly on a
-        // period's end: a frame is processed as soon as the period holding its last sample is read.
-        let lead = [Float](repeating: 0, count: resampler.latency + 1)
-        lead.withUnsafeBufferPointer { _ = resampler.push($0) }
+        // period's end: a frame is processed as soon as the period holding its last sample is read. The
+        // loudspeaker reference starts with as much silence, so the canceller's pairs do not move.
+        captureLeadInSamples = resampler.latency + 1
+        let lead = [Float](repeating: 0, count: captureLeadInSamples)
+        lead.withUnsafeBufferPointer {
+            _ = resampler.push($0)
+            _ = render.write($0)
+        }
     }
 
     deinit {
