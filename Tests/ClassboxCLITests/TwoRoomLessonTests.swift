@@ -101,12 +101,13 @@ private func freePortPair() -> Int {
     }
 }
 
-/// Three debug-built boxes with real-time threads and echo cancellers need the machine's cores to
-/// themselves; `swift test` runs suites in parallel, so scripts/test runs this one afterwards, alone.
+/// Three boxes with real-time threads and echo cancellers need the machine's cores to themselves;
+/// `swift test` runs suites in parallel, so scripts/test runs this one afterwards, alone, with the
+/// release build (CLASSBOX_BIN): three debug builds starve their loudspeakers on a loaded machine.
 let serialStep = ProcessInfo.processInfo.environment["CLASSBOX_SERIAL_TESTS"] == "1"
 
 @Suite("A lead with two remote rooms: three classbox processes on loopback", .serialized,
-       .enabled(if: serialStep, "runs alone in scripts/test's next step (CLASSBOX_SERIAL_TESTS=1 swift test --filter TwoRoomLessonTests)"))
+       .enabled(if: serialStep, "runs alone in a later step of scripts/test (CLASSBOX_SERIAL_TESTS=1 CLASSBOX_BIN=<release classbox> swift test --filter TwoRoomLessonTests)"))
 struct TwoRoomLessonTests {
     /// One box's configuration: its role, its ports and its peers (id, port).
     func config(id: String, role: String, port: Int, peers: [(id: String, port: Int)], pupil: String?, key: String) -> String {
@@ -169,10 +170,12 @@ struct TwoRoomLessonTests {
         ]
         // The sim board, with 10 ms periods: three debug-built boxes with echo cancellers share this
         // test machine's cores, and 5 ms periods leave a debug build too little slack (the demo runs the
-        // release build at the sim board's 5 ms).
+        // release build at the sim board's 5 ms). And a quieter loudspeaker: each pupil talks while their
+        // room plays the other pupil, and a canceller in double talk trims the near voice by the echo's level.
         let sim = try String(contentsOfFile: root + "/Board/sim.toml", encoding: .utf8)
         let board = sim.replacingOccurrences(of: "period_ms = 5 ", with: "period_ms = 10")
-        #expect(board != sim, "the sim board's period line must be found")
+            .replacingOccurrences(of: "speaker_gain_db = -6.0", with: "speaker_gain_db = -16.0")
+        #expect(!board.contains("period_ms = 5 ") && !board.contains("speaker_gain_db = -6.0"), "the sim board's lines must be found")
         try FileManager.default.createDirectory(atPath: dir + "/board", withIntermediateDirectories: true)
         try board.write(toFile: dir + "/board/sim.toml", atomically: true, encoding: .utf8)
         var processes: [(String, Process, Pipe)] = []
@@ -232,20 +235,19 @@ struct TwoRoomLessonTests {
         let chanceB = try heard("room-b", in: "lead", seconds: 5.3...6.3, reversed: true)
         print("two rooms: teacher in room A \(teacherInA), in room B \(teacherInB); pupil A in the lead's mix \(pupilAInLead), pupil B \(pupilBInLead) (chance: \(chanceA.value), \(chanceB.value)); pupil B in room A \(pupilBInA)")
         let chanceTeacher = try heard("lead", in: "room-a", seconds: 3.1...4.1, reversed: true)
-        // A debug build on a shared machine starves its loudspeaker now and then (the release demo does
-        // not), so each room's correlation is held against chance rather than against a clean line.
+        // Held against chance too (the same words reversed): a release build gives about 0.94 here.
         for (room, teacher) in [("A", teacherInA), ("B", teacherInB)] {
-            #expect(teacher.value > 0.25 && teacher.value > 3 * chanceTeacher.value,
+            #expect(teacher.value > 0.5 && teacher.value > 3 * chanceTeacher.value,
                     "room \(room)'s loudspeaker plays the teacher: \(teacher) (chance \(chanceTeacher.value))")
         }
         // Two talkers at once in one mix, each through its room's echo canceller in double talk (each
         // room's loudspeaker plays the other pupil meanwhile): each is found well above chance (the same
         // words reversed, which nobody said).
         for (pupil, chance, name) in [(pupilAInLead, chanceA, "A"), (pupilBInLead, chanceB, "B")] {
-            #expect(pupil.value > 0.2 && pupil.value > 3 * chance.value,
+            #expect(pupil.value > 0.25 && pupil.value > 3 * chance.value,
                     "the lead's loudspeaker carries pupil \(name): \(pupil) (chance \(chance.value))")
         }
-        #expect(pupilBInA.value > 0.2, "room A hears room B too (each room gets the teacher plus the other room): \(pupilBInA)")
+        #expect(pupilBInA.value > 0.25, "room A hears room B too (each room gets the teacher plus the other room): \(pupilBInA)")
         // Both pupils arrive at the lead in the same window: the mix is simultaneous, not one after the other.
         #expect(abs(pupilAInLead.ms - pupilBInLead.ms) < 60, "\(pupilAInLead.ms) vs \(pupilBInLead.ms) ms")
 
