@@ -150,6 +150,8 @@ struct ConfigurationTests {
             return text + "[media]\nsecurity = \"plain\"\n"
         }
         #expect(try BoxConfiguration.parse(lead(rooms: 1), file: "lead.toml").peers.count == 1)
+        #expect(try BoxConfiguration.parse(lead(rooms: 1), file: "lead.toml").media.lowDelay == false, "VoIP mode (with FEC) unless asked")
+        #expect(try BoxConfiguration.parse(lead(rooms: 1) + "low_delay = true\n", file: "lead.toml").media.lowDelay)
         #expect(try BoxConfiguration.parse(lead(rooms: 2), file: "lead.toml").peers.map(\.id) == ["village-1", "village-2"])
         let three = lead(rooms: 3)
         // The third room's id: the line after its [[peers]] header (1-based).

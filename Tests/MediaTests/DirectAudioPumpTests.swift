@@ -102,24 +102,35 @@ struct DirectAudioPumpTests {
 
         // The playback thread's cycle with 5 ms periods: wait for the card, stamp the period clock, take
         // the next period from the ring. The room sends a 10 ms frame every other period.
-        var period = [Float](repeating: 0, count: 240)
-        var full = 0, short = 0, between: [Int] = []
-        let start = monotonicNanoseconds() + 5_000_000
-        for k in 0..<400 {
-            let due = start + Int64(k) * 5_000_000
-            var deadline = timespec(tv_sec: Int(due / 1_000_000_000), tv_nsec: Int(due % 1_000_000_000))
-            while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, nil) == EINTR {}
-            counters.playbackCycleNanoseconds.store(monotonicNanoseconds(), ordering: .releasing)
-            let got = period.withUnsafeMutableBufferPointer { speaker.read(into: $0) }
-            if k >= 100 { if got == 240 { full += 1 } else { short += 1 } }
-            if k % 2 == 0 { sine(440, k / 2, count: 480).withUnsafeBufferPointer { fromRoom.send($0) } }
-            // Half a period later: what waits in the ring then is the playout queue's latency.
-            var middle = timespec(tv_sec: Int((due + 2_500_000) / 1_000_000_000), tv_nsec: Int((due + 2_500_000) % 1_000_000_000))
-            while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &middle, nil) == EINTR {}
-            if k >= 100 { between.append(speaker.readable) }
+        // On a real-time thread, as the engine's playback thread is; a period where this "card" itself
+        // woke more than a millisecond late (a loaded test machine) says nothing about the pump.
+        nonisolated(unsafe) var full = 0, short = 0, between: [Int] = []
+        let tones = (0..<200).map { sine(440, $0, count: 480) }
+        let card = RealtimeThread(name: "test-card", priority: 45) {
+            var period = [Float](repeating: 0, count: 240)
+            between.reserveCapacity(400)
+            let start = monotonicNanoseconds() + 5_000_000
+            for k in 0..<400 {
+                let due = start + Int64(k) * 5_000_000
+                var deadline = timespec(tv_sec: Int(due / 1_000_000_000), tv_nsec: Int(due % 1_000_000_000))
+                while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, nil) == EINTR {}
+                let woke = monotonicNanoseconds()
+                counters.playbackCycleNanoseconds.store(woke, ordering: .releasing)
+                let got = period.withUnsafeMutableBufferPointer { speaker.read(into: $0) }
+                if got < 240 { counters.playbackStarvedFrames.add(240 - got, ordering: .relaxed) }  // as the engine counts
+                if k >= 100 && woke - due < 1_000_000 { if got == 240 { full += 1 } else { short += 1 } }
+                if k % 2 == 0 { tones[k / 2].withUnsafeBufferPointer { fromRoom.send($0) } }
+                // Half a period later: what waits in the ring then is the playout queue's latency.
+                let half = due + 2_500_000
+                var middle = timespec(tv_sec: Int(half / 1_000_000_000), tv_nsec: Int(half % 1_000_000_000))
+                while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &middle, nil) == EINTR {}
+                if k >= 100 { between.append(speaker.readable) }
+            }
         }
-        let meanBetween = Double(between.reduce(0, +)) / Double(between.count)
-        #expect(full >= 285, "the card found its period ready \(full) of \(full + short) times")
+        card.join()
+        let meanBetween = Double(between.reduce(0, +)) / Double(max(1, between.count))
+        #expect(full + short >= 150, "the test's card woke on time often enough to judge (\(full + short) of 300)")
+        #expect(Double(full) >= 0.95 * Double(full + short), "the card found its period ready \(full) of \(full + short) times")
         // Filled a period and a chunk ahead (without the clock), half a period later 360 samples would wait.
         #expect(meanBetween < 120, "half a period after the card took its period, \(meanBetween) samples waited on average")
         #expect(pump.playbackLeadSamples < 240, "the fill lead stayed under a period: \(pump.playbackLeadSamples) samples")
