@@ -95,7 +95,7 @@ public final class DirectAudioPump: @unchecked Sendable {
     /// Samples queued for the loudspeaker on average beyond what its card holds: the playout's own
     /// latency (besides the jitter buffer). Filled just in time on the engine's period clock, the queue
     /// holds the next period for the fill lead only; without that clock (before the first period, or a
-    /// card without timestamps) it is kept a period and a chunk ahead.
+    /// card without timestamps) it is kept a period and a chunk ahead. Read it once the thread stopped.
     public var playbackLeadSamples: Int {
         let rate = Int64(sessions[0].rate)
         return justInTimeFills > fallbackFills ? Int(fillLead.load(ordering: .relaxed) * rate / 1_000_000_000) : playbackPeriod + chunk
