@@ -141,4 +141,27 @@ struct DirectAudioPumpTests {
         #expect(meanBetween < 300, "half a period after the card took its period, \(meanBetween) samples waited on average")
         if lead <= 96 { #expect(meanBetween < 120, "with a \(lead)-sample lead, \(meanBetween) samples waited at mid-period") }
     }
+
+    @Test("a card whose timestamps are not on the monotonic clock gets its loudspeaker filled a period and a chunk ahead")
+    func foreignClock() throws {
+        let local = UDPEndpoint(host: "127.0.0.1", port: 0), nowhere = UDPEndpoint(host: "127.0.0.1", port: 9)
+        let rtp = try UDPSocket(local: local, peer: nowhere), rtcp = try UDPSocket(local: local, peer: nowhere)
+        var opus = OpusSettings()
+        opus.frameMs = 10
+        let session = try AudioSession(peerID: "room", settings: AudioSessionSettings(opus: opus, jitterMinMs: 20, jitterMaxMs: 100, srtpMaster: nil),
+                                       socket: rtp, ssrc: 41)
+        let counters = AudioCounters()
+        // CLOCK_REALTIME, as a card left on gettimeofday timestamps would report: decades ahead of CLOCK_MONOTONIC.
+        var wall = timespec()
+        clock_gettime(CLOCK_REALTIME, &wall)
+        counters.playbackCycleNanoseconds.store(Int64(wall.tv_sec) * 1_000_000_000, ordering: .releasing)
+        let mic = SPSCRing(minimumCapacity: 4800), speaker = SPSCRing(minimumCapacity: 4800)
+        let pump = DirectAudioPump(sessions: [session], rtp: rtp, rtcp: rtcp, capture: mic, playback: speaker,
+                                   counters: counters, playbackPeriod: 240)
+        pump.start()
+        usleep(100_000)
+        pump.stop()
+        #expect(speaker.readable == 240 + 120, "the ring was kept a period and a 2.5 ms chunk ahead: \(speaker.readable)")
+        #expect(pump.playbackLeadSamples == 360)
+    }
 }

@@ -164,18 +164,25 @@ public final class DirectAudioPump: @unchecked Sendable {
     private func wakeUp(after now: Int64) -> Int64 {
         var next = now + 2_000_000
         let played = counters.playbackCycleNanoseconds.load(ordering: .acquiring)
-        if played > 0 {
+        if onClock(played, now: now) {
             let fill = played + playbackPeriodNs - fillLead.load(ordering: .relaxed)
             if fill > now { next = min(next, fill) }
         }
         // The microphone's next processed frame: one frame after the last, once the canceller is done;
         // overdue (a slow frame), looked for every 200 µs, unless capture has stalled.
         let queued = counters.frameQueuedNanoseconds.load(ordering: .acquiring)
-        if queued > 0 && now < queued + 4 * frameNs {
+        if queued > 0 && queued <= now + frameNs && now < queued + 4 * frameNs {
             let due = queued + frameNs + Self.captureSettleNanoseconds
             next = min(next, due > now ? due : now + 200_000)
         }
         return next
+    }
+
+    /// Whether the loudspeaker's last period stamp can steer the fills: taken (not 0), recent (the card
+    /// is running: within 4 periods) and on CLOCK_MONOTONIC (a card whose timestamps came on another clock
+    /// gives stamps far from now; the fills then keep a period and a chunk ahead as without a clock).
+    private func onClock(_ played: Int64, now: Int64) -> Bool {
+        played > 0 && played <= now + playbackPeriodNs && now < played + 4 * playbackPeriodNs
     }
 
     /// The session a datagram belongs to: exact address first, then the only peer at that host.
@@ -221,7 +228,7 @@ public final class DirectAudioPump: @unchecked Sendable {
     private func fillLoudspeaker(now: Int64) {
         let played = counters.playbackCycleNanoseconds.load(ordering: .acquiring)
         let wanted: Int
-        if played > 0 && now < played + 4 * playbackPeriodNs {
+        if onClock(played, now: now) {
             adaptFillLead(now: now)
             // The card takes its next period at `played + period`.
             guard now >= played + playbackPeriodNs - fillLead.load(ordering: .relaxed) else { return }
