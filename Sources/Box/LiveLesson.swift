@@ -62,6 +62,7 @@ public final class LiveLesson {
         opus.frameMs = config.media.frameMs
         opus.bitrate = config.media.bitrate
         opus.music = config.media.music
+        opus.lowDelay = config.media.lowDelay
         opus.complexity = board.performance.opusComplexity
         var key: [UInt8]? = nil
         if config.media.security == .srtp {
@@ -252,7 +253,9 @@ public final class LiveLesson {
         } catch {
             throw LiveLessonError(description: "\(sim.outputDir): cannot create the output directory (\(error.localizedDescription))")
         }
-        let classroom = SimulatedClassroom(spec: room, rate: rate, periodFrames: frame, pupil: talker, recordFrames: total + frame)
+        // The simulated card runs at the profile's period, as ALSA would (5 ms on the sim board).
+        let period = max(1, rate * board.audio.periodMs / 1000)
+        let classroom = SimulatedClassroom(spec: room, rate: rate, periodFrames: period, pupil: talker, recordFrames: total + frame)
         let capture = ClockedPort(classroom.capture), playback = ClockedPort(classroom.playback)
         let configuration = AudioEngine<PassThroughProcessor>.Configuration(
             rate: rate, micChannels: board.audio.micChannels, realtimePriority: Int32(board.performance.realtimePriority))
@@ -268,7 +271,7 @@ public final class LiveLesson {
                                      configuration: .init(rate: rate, micChannels: configuration.micChannels,
                                                           realtimePriority: configuration.realtimePriority))
             let history = drive(engine: engine, sessions: sessions, rtp: rtp, rtcp: rtcp, reopen: nil, until: until)
-            return try writeSimulated(recorded: engine.processor, classroom: classroom, capture: capture, history: history,
+            return try writeSimulated(recorded: engine.processor, leadIn: engine.captureLeadInSamples, classroom: classroom, capture: capture, history: history,
                                       settings: settings, outputDir: sim.outputDir, rate: rate, seconds: seconds)
         } else {
             let engine = AudioEngine(capture: capture, playback: playback,
@@ -276,19 +279,21 @@ public final class LiveLesson {
                                      configuration: .init(rate: rate, micChannels: configuration.micChannels,
                                                           realtimePriority: configuration.realtimePriority))
             let history = drive(engine: engine, sessions: sessions, rtp: rtp, rtcp: rtcp, reopen: nil, until: until)
-            return try writeSimulated(recorded: engine.processor, classroom: classroom, capture: capture, history: history,
+            return try writeSimulated(recorded: engine.processor, leadIn: engine.captureLeadInSamples, classroom: classroom, capture: capture, history: history,
                                       settings: settings, outputDir: sim.outputDir, rate: rate, seconds: seconds)
         }
     }
 
-    private func writeSimulated<P: CaptureProcessor>(recorded: RecordingProcessor<P>, classroom: SimulatedClassroom, capture: ClockedPort,
+    private func writeSimulated<P: CaptureProcessor>(recorded: RecordingProcessor<P>, leadIn: Int, classroom: SimulatedClassroom, capture: ClockedPort,
                                                      history: LessonHistory, settings: AudioSessionSettings, outputDir: String,
                                                      rate: Int, seconds: Double) throws(LiveLessonError) -> LiveLessonReport {
-        let count = recorded.count
-        let speaker = Array(recorded.render[0..<count])
-        let mic = Array(recorded.capture[0..<count])
+        // Sample n + leadIn the processor saw is sample n the room produced (the engine's lead-in).
+        let lead = min(leadIn, recorded.count)
+        let count = recorded.count - lead
+        let speaker = Array(recorded.render[lead..<lead + count])
+        let mic = Array(recorded.capture[lead..<lead + count])
         let latency = min(recorded.latencySamples, count)
-        let processed = Array(recorded.output[latency..<count]) + [Float](repeating: 0, count: latency)
+        let processed = Array(recorded.output[lead + latency..<lead + count]) + [Float](repeating: 0, count: latency)
         let available = min(count, classroom.capture.recordedEcho.count)
         let echo = Array(classroom.capture.recordedEcho[0..<available]) + [Float](repeating: 0, count: count - available)
         let near = Array(classroom.capture.recordedPupil[0..<available]) + [Float](repeating: 0, count: count - available)
@@ -311,7 +316,7 @@ public final class LiveLesson {
             boxId: config.identity.id, role: config.identity.role.rawValue, processor: recorded.name, sampleRate: rate,
             seconds: seconds, captureStartNanoseconds: capture.startNanoseconds ?? 0,
             captureRestarts: capture.restarts.map { [Int64($0.frames), $0.nanoseconds] },
-            periodSamples: rate / 100, echoDelayMs: classroom.echoDelay * 1000,
+            periodSamples: capture.configuration.periodFrames, echoDelayMs: classroom.echoDelay * 1000,
             talkerDelayMs: (board.simRoom?.pupilDistance ?? 0) / 343 * 1000,
             cancellerLatencySamples: recorded.latencySamples, opusFrameMs: settings.opus.frameMs,
             opusLookaheadSamples: encoderLookahead, playbackLeadSamples: history.playbackLeadSamples,

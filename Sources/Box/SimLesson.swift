@@ -72,14 +72,15 @@ public struct SimLesson {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         processor = engine.processor.inner
         let recorded = engine.processor
-        // The resampler's look-ahead delays when a frame can be processed, not the signal: sample n the
-        // processor saw is sample n the room produced, so all signals line up as they are.
-        let count = min(total, recorded.count)
-        let speaker = Array(recorded.render[0..<count])
-        let mic = Array(recorded.capture[0..<count])
+        // The processor's frames start with the engine's lead-in of silence: sample n + lead it saw is
+        // sample n the room produced.
+        let lead = min(engine.captureLeadInSamples, recorded.count)
+        let count = min(total, recorded.count - lead)
+        let speaker = Array(recorded.render[lead..<lead + count])
+        let mic = Array(recorded.capture[lead..<lead + count])
         // The processor's output lags by its stated latency: measure it against the input it came from.
         let latency = min(recorded.latencySamples, count)
-        let processed = Array(recorded.output[latency..<count]) + [Float](repeating: 0, count: latency)
+        let processed = Array(recorded.output[lead + latency..<lead + count]) + [Float](repeating: 0, count: latency)
         let echo = Array(classroom.capture.recordedEcho[0..<count])
         let pupilAtMic = Array(classroom.capture.recordedPupil[0..<count])
         let counters = engine.counters.snapshot()

@@ -112,6 +112,8 @@ public struct BoxConfiguration: Sendable, Equatable {
         public var bitrate: Int = 32000
         /// Stereo full-band audio for music lessons.
         public var music: Bool = false
+        /// Opus in its restricted low-delay mode (4 ms less latency, no in-band FEC); off: VoIP mode.
+        public var lowDelay: Bool = false
         /// Smallest jitter-buffer target in milliseconds.
         public var jitterMinMs: Int = 20
         /// Largest jitter-buffer target in milliseconds.
@@ -335,6 +337,7 @@ private func readMedia(_ t: TableReader) -> BoxConfiguration.Media? {
     m.frameMs = t.int("frame_ms", oneOf: [10, 20], unit: " ms") ?? m.frameMs
     m.bitrate = t.int("bitrate", range: 6000...510_000, unit: " bit/s") ?? m.bitrate
     m.music = t.bool("music") ?? m.music
+    m.lowDelay = t.bool("low_delay") ?? m.lowDelay
     m.jitterMinMs = t.int("jitter_min_ms", range: 0...1000, unit: " ms") ?? m.jitterMinMs
     m.jitterMaxMs = t.int("jitter_max_ms", range: 20...2000, unit: " ms") ?? m.jitterMaxMs
     if m.jitterMinMs > m.jitterMaxMs { t.report("jitter_min_ms", "\(m.jitterMinMs) ms is above jitter_max_ms (\(m.jitterMaxMs) ms)") }

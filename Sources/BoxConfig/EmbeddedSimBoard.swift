@@ -12,7 +12,7 @@ summary = "Simulated classroom (no hardware): speaker, room, pupil and microphon
 [audio]
 backend = "sim"
 rate = 48000
-period_ms = 10
+period_ms = 5                # as an ALSA period would be: 5 ms keeps the live lesson's latency low
 
 [camera]
 backend = "sim"

@@ -125,6 +125,48 @@ struct ConfigurationTests {
         #expect(throws: ConfigError.self) { try BoxConfiguration.parse(secondLead, file: "c.toml") }
     }
 
+    @Test("a lead box takes one or two remote rooms; a third is refused with file, line and key")
+    func leadRoomCount() throws {
+        func lead(rooms: Int) -> String {
+            var text = """
+                board = "sim"
+                [box]
+                id = "town-centre-5b"
+                school = "Town Centre School"
+                classroom = "Class 5B"
+                role = "lead"
+
+                """
+            for i in 0..<rooms {
+                text += """
+                    [[peers]]
+                    id = "village-\(i + 1)"
+                    address = "192.0.2.\(20 + i)"
+                    role = "remote"
+                    audio_port = \(6000 + 10 * i)
+
+                    """
+            }
+            return text + "[media]\nsecurity = \"plain\"\n"
+        }
+        #expect(try BoxConfiguration.parse(lead(rooms: 1), file: "lead.toml").peers.count == 1)
+        #expect(try BoxConfiguration.parse(lead(rooms: 1), file: "lead.toml").media.lowDelay == false, "VoIP mode (with FEC) unless asked")
+        #expect(try BoxConfiguration.parse(lead(rooms: 1) + "low_delay = true\n", file: "lead.toml").media.lowDelay)
+        #expect(try BoxConfiguration.parse(lead(rooms: 2), file: "lead.toml").peers.map(\.id) == ["village-1", "village-2"])
+        let three = lead(rooms: 3)
+        // The third room's id: the line after its [[peers]] header (1-based).
+        let idLine = three.split(separator: "\n", omittingEmptySubsequences: false).indices
+            .filter { three.split(separator: "\n", omittingEmptySubsequences: false)[$0] == "[[peers]]" }[2] + 2
+        do {
+            _ = try BoxConfiguration.parse(three, file: "/etc/classbox/lead.toml")
+            Issue.record("a third remote room must be refused")
+        } catch {
+            let problem = try #require(error.problems.first { $0.key?.description == "peers[2].id" }, "\(error)")
+            #expect(problem.description.hasPrefix("/etc/classbox/lead.toml:\(idLine): error: key 'peers[2].id': "), "\(problem)")
+            #expect(problem.message.contains("at most 2 remote rooms"), "\(problem)")
+        }
+    }
+
     @Test("direct-mode SRTP without a key is refused; plain RTP must be explicit")
     func srtpNeedsKey() throws {
         let noKey = Self.valid.replacingOccurrences(of: "srtp_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd\"", with: "")

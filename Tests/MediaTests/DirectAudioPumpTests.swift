@@ -1,4 +1,7 @@
 import Devices
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Testing
 @testable import Media
@@ -76,5 +79,89 @@ struct DirectAudioPumpTests {
         #expect(snapshot.sessions.map(\.peer) == ["room1", "room2"])
         #expect(snapshot.sessions.allSatisfy { $0.packetsReceived > 100 && $0.packetsSent > 100 })
         #expect(snapshot.unknownSourcePackets == 0)
+    }
+
+    @Test("on the engine's period clock the loudspeaker gets each period just before the card takes it, not a period early")
+    func justInTime() throws {
+        let local = UDPEndpoint(host: "127.0.0.1", port: 0), nowhere = UDPEndpoint(host: "127.0.0.1", port: 9)
+        let leadRTP = try UDPSocket(local: local, peer: nowhere), leadRTCP = try UDPSocket(local: local, peer: nowhere)
+        let room = try UDPSocket(local: local, peer: nowhere)
+        var opus = OpusSettings()
+        opus.frameMs = 10
+        let settings = AudioSessionSettings(opus: opus, jitterMinMs: 20, jitterMaxMs: 100, srtpMaster: nil)
+        let toRoom = try AudioSession(peerID: "room", settings: settings, socket: leadRTP, ssrc: 31)
+        toRoom.setRemote(UDPAddress(ip: 0x7F00_0001, port: room.local.port))
+        let fromRoom = try AudioSession(peerID: "lead", settings: settings, socket: room, ssrc: 32)
+        fromRoom.setRemote(UDPAddress(ip: 0x7F00_0001, port: leadRTP.local.port))
+        let counters = AudioCounters()
+        let mic = SPSCRing(minimumCapacity: 48000), speaker = SPSCRing(minimumCapacity: 48000)
+        let pump = DirectAudioPump(sessions: [toRoom], rtp: leadRTP, rtcp: leadRTCP, capture: mic, playback: speaker,
+                                   counters: counters, playbackPeriod: 240, realtimePriority: 40)
+        pump.start()
+        defer { pump.stop() }
+
+        // The playback thread's cycle with 5 ms periods: wait for the card, stamp the period clock, take
+        // the next period from the ring. The room sends a 10 ms frame every other period.
+        // On a real-time thread, as the engine's playback thread is; a period where this "card" itself
+        // woke more than a millisecond late (a loaded test machine) says nothing about the pump.
+        nonisolated(unsafe) var full = 0, short = 0, between: [Int] = []
+        let tones = (0..<200).map { sine(440, $0, count: 480) }
+        let card = RealtimeThread(name: "test-card", priority: 45) {
+            var period = [Float](repeating: 0, count: 240)
+            between.reserveCapacity(400)
+            let start = monotonicNanoseconds() + 5_000_000
+            for k in 0..<400 {
+                let due = start + Int64(k) * 5_000_000
+                var deadline = timespec(tv_sec: Int(due / 1_000_000_000), tv_nsec: Int(due % 1_000_000_000))
+                while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, nil) == EINTR {}
+                let woke = monotonicNanoseconds()
+                counters.playbackCycleNanoseconds.store(woke, ordering: .releasing)
+                let got = period.withUnsafeMutableBufferPointer { speaker.read(into: $0) }
+                if got < 240 { counters.playbackStarvedFrames.add(240 - got, ordering: .relaxed) }  // as the engine counts
+                if k >= 100 && woke - due < 1_000_000 { if got == 240 { full += 1 } else { short += 1 } }
+                if k % 2 == 0 { tones[k / 2].withUnsafeBufferPointer { fromRoom.send($0) } }
+                // Half a period later: what waits in the ring then is the playout queue's latency.
+                let half = due + 2_500_000
+                var middle = timespec(tv_sec: Int(half / 1_000_000_000), tv_nsec: Int(half % 1_000_000_000))
+                while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &middle, nil) == EINTR {}
+                if k >= 100 { between.append(speaker.readable) }
+            }
+        }
+        card.join()
+        let meanBetween = Double(between.reduce(0, +)) / Double(max(1, between.count))
+        #expect(full + short >= 150, "the test's card woke on time often enough to judge (\(full + short) of 300)")
+        #expect(Double(full) >= 0.95 * Double(full + short), "the card found its period ready \(full) of \(full + short) times")
+        // Kept a period and a chunk ahead (the pump without the clock), 360 samples would wait half a
+        // period after the card took its period. Just in time, nothing waits then while the fill lead is
+        // under half a period; a debug build on a loaded machine may have widened the lead (a period
+        // found short adds a millisecond), and then the next period waits, but never more.
+        pump.stop()  // (its counters are the thread's own until then)
+        let lead = pump.playbackLeadSamples
+        #expect(lead <= 360, "the fill lead stays within a period and a chunk: \(lead) samples")
+        #expect(meanBetween < 300, "half a period after the card took its period, \(meanBetween) samples waited on average")
+        if lead <= 96 { #expect(meanBetween < 120, "with a \(lead)-sample lead, \(meanBetween) samples waited at mid-period") }
+    }
+
+    @Test("a card whose timestamps are not on the monotonic clock gets its loudspeaker filled a period and a chunk ahead")
+    func foreignClock() throws {
+        let local = UDPEndpoint(host: "127.0.0.1", port: 0), nowhere = UDPEndpoint(host: "127.0.0.1", port: 9)
+        let rtp = try UDPSocket(local: local, peer: nowhere), rtcp = try UDPSocket(local: local, peer: nowhere)
+        var opus = OpusSettings()
+        opus.frameMs = 10
+        let session = try AudioSession(peerID: "room", settings: AudioSessionSettings(opus: opus, jitterMinMs: 20, jitterMaxMs: 100, srtpMaster: nil),
+                                       socket: rtp, ssrc: 41)
+        let counters = AudioCounters()
+        // CLOCK_REALTIME, as a card left on gettimeofday timestamps would report: decades ahead of CLOCK_MONOTONIC.
+        var wall = timespec()
+        clock_gettime(CLOCK_REALTIME, &wall)
+        counters.playbackCycleNanoseconds.store(Int64(wall.tv_sec) * 1_000_000_000, ordering: .releasing)
+        let mic = SPSCRing(minimumCapacity: 4800), speaker = SPSCRing(minimumCapacity: 4800)
+        let pump = DirectAudioPump(sessions: [session], rtp: rtp, rtcp: rtcp, capture: mic, playback: speaker,
+                                   counters: counters, playbackPeriod: 240)
+        pump.start()
+        usleep(100_000)
+        pump.stop()
+        #expect(speaker.readable == 240 + 120, "the ring was kept a period and a 2.5 ms chunk ahead: \(speaker.readable)")
+        #expect(pump.playbackLeadSamples == 360)
     }
 }

@@ -106,6 +106,33 @@ struct JitterBufferTests {
         #expect(buffer.statistics.late <= 25, "the buffer grew instead of dropping (late \(buffer.statistics.late))")
     }
 
+    @Test("after a burst deepened it, the buffer comes back to its target and settles there, not frames above")
+    func settlesAtTarget() throws {
+        let packets = try opusStream(count: 300)
+        let buffer = JitterBuffer(decoder: try OpusDecoder(), frameSamples: 960, minDelayMs: 20, maxDelayMs: 300)
+        // The first 10 packets arrive together at 200 ms (a stalled link let go), then every packet 20 ms
+        // after it was sent: the buffer starts 10 frames deep on a clean line.
+        // (Read while the stream still flows: 290 ticks of 300 packets.)
+        _ = play(packets, buffer: buffer, ticks: 290) { i in i < 10 ? 0.2 - Double(i) * 0.02 : 0.02 }
+        let stats = buffer.statistics
+        #expect(stats.targetMs == 40, "two 20 ms frames: the one playing and one for the next packet's FEC")
+        #expect(stats.depthMs == stats.targetMs, "depth \(stats.depthMs) ms, target \(stats.targetMs) ms")
+        #expect(stats.discarded >= 5 && stats.late == 0 && stats.lost == 0 && stats.stretched == 0, "\(stats)")
+    }
+
+    @Test("packets held up together are played late rather than dropped, and the buffer comes back down")
+    func heldUpNotDropped() throws {
+        let packets = try opusStream(count: 200)
+        let buffer = JitterBuffer(decoder: try OpusDecoder(), frameSamples: 960, minDelayMs: 20, maxDelayMs: 300)
+        // Packets 100-102 are held 60 ms by the network (one hiccup), the rest take 20 ms: at their turn
+        // nothing newer has come, so the buffer stalls (conceals) and then gets them.
+        _ = play(packets, buffer: buffer, ticks: 190) { i in (100...102).contains(i) ? 0.08 : 0.02 }
+        let stats = buffer.statistics
+        #expect(stats.late == 0 && stats.lost == 0, "every held-up packet was played: \(stats)")
+        #expect(stats.stretched >= 1 && stats.discarded >= 1, "the stall became depth, then went again: \(stats)")
+        #expect(stats.depthMs == stats.targetMs, "back at its target: \(stats)")
+    }
+
     @Test("a DTX pause plays silence without counting loss")
     func dtx() throws {
         let packets = try opusStream(count: 60)

@@ -67,6 +67,39 @@ struct OpusTests {
         #expect(c > 0.95, "correlation \(c) at \(delay) samples (encoder look-ahead \(encoder.lookahead))")
     }
 
+    @Test("the restricted low-delay mode brings the signal out 4 ms sooner than VoIP mode")
+    func lowDelay() throws {
+        func lag(lowDelay: Bool) throws -> (lag: Int, lookahead: Int, correlation: Double) {
+            var settings = OpusSettings()
+            settings.frameMs = 10
+            settings.lowDelay = lowDelay
+            let encoder = try OpusEncoder(settings: settings)
+            let decoder = try OpusDecoder()
+            let frame = settings.frameSamples
+            // A slow chirp (300 Hz to 3 kHz over 0.5 s): unlike a voiced tone, it matches itself at one lag only.
+            let input = (0..<frame * 50).map { i -> Float in
+                let t = Double(i) / 48000
+                return Float(0.3 * sin(2 * Double.pi * (300 * t + 2700 * t * t)))
+            }
+            var output = [Float]()
+            var packet = [UInt8](repeating: 0, count: 1500)
+            var pcm = [Float](repeating: 0, count: frame)
+            for f in 0..<50 {
+                let bytes = input[f * frame..<(f + 1) * frame].withUnsafeBufferPointer { i in
+                    packet.withUnsafeMutableBytes { encoder.encode(i, into: $0) }
+                }
+                _ = packet.withUnsafeBytes { p in pcm.withUnsafeMutableBufferPointer { decoder.decode(UnsafeRawBufferPointer(rebasing: p[0..<max(0, bytes)]), into: $0) } }
+                output += pcm
+            }
+            let delay = bestLag(input, output, from: frame * 10, count: frame * 3)
+            return (delay, encoder.lookahead, correlation(input[frame * 10..<frame * 45], output[frame * 10 + delay..<frame * 45 + delay]))
+        }
+        let voip = try lag(lowDelay: false), low = try lag(lowDelay: true)
+        #expect(voip.lookahead == 312 && low.lookahead == 120, "look-ahead \(voip.lookahead) vs \(low.lookahead) samples")
+        #expect(abs((voip.lag - low.lag) - (voip.lookahead - low.lookahead)) <= 8, "measured delays \(voip.lag) and \(low.lag) samples")
+        #expect(low.correlation > 0.95, "the low-delay mode still carries the signal: \(low.correlation)")
+    }
+
     @Test("a lost packet is recovered from the next one's in-band FEC better than concealed")
     func forwardErrorCorrection() throws {
         var settings = OpusSettings()

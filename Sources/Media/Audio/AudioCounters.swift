@@ -55,6 +55,13 @@ public final class AudioCounters: Sendable {
     public let captureMeanSquareBits = Atomic<UInt32>(0)
     /// Peak loudspeaker level of the last period, as Float bits.
     public let playbackPeakBits = Atomic<UInt32>(0)
+    /// CLOCK_MONOTONIC (ns) of the last playback period handed to the card (0: none yet): the playback
+    /// thread takes its next period from `playbackSource` about one period later. The network thread
+    /// keeps time with this instead of its own timer, so it fills the loudspeaker just in time.
+    public let playbackCycleNanoseconds = Atomic<Int64>(0)
+    /// CLOCK_MONOTONIC (ns) of the capture period whose read completed the last processed frame, stored
+    /// once that frame is queued on the engine's output (0: none yet): the next frame follows 10 ms later.
+    public let frameQueuedNanoseconds = Atomic<Int64>(0)
     /// Mean-square loudspeaker level of the last period, as Float bits.
     public let playbackMeanSquareBits = Atomic<UInt32>(0)
 

@@ -83,8 +83,14 @@ public final class AudioEngine<Processor: CaptureProcessor>: @unchecked Sendable
     /// Whether memory could be locked (known after `start`).
     public private(set) var memoryLocked = false
     /// Samples the engine must have captured beyond a frame before it can process it (the resampler's
-    /// look-ahead): a latency of the path, not a shift of the signal.
-    public var captureLookaheadSamples: Int { resampler.latency + 1 }
+    /// look-ahead).
+    public var captureLookaheadSamples: Int { captureLeadInSamples }
+    /// Samples of silence the processor's frames start with, on both the microphone and the loudspeaker
+    /// reference: the resampler's look-ahead, spent up front so that each 10 ms frame ends where a card
+    /// period ends (otherwise every frame waited one more period for its last 32 samples). Sample `n`
+    /// the processor sees is sample `n - captureLeadInSamples` the microphone heard and the loudspeaker
+    /// played; the two stay paired exactly as before.
+    public let captureLeadInSamples: Int
 
     /// An engine over two open ports with the same rate.
     public init(capture: any AudioPort, playback: any AudioPort, processor: Processor, configuration: Configuration) {
@@ -108,6 +114,17 @@ public final class AudioEngine<Processor: CaptureProcessor>: @unchecked Sendable
         frameRender = .allocate(capacity: configuration.frameSamples)
         frameOutput = .allocate(capacity: configuration.frameSamples)
         drift = ClockDriftEstimator(nominalRate: rate)
+        // The resampler needs its look-ahead (32 samples) beyond a position before it can output it, so
+        // frames aligned on the card's periods would each wait a whole extra period for their last 32
+        // samples. Starting the output 32 samples early (silence) puts each 10 ms frame's end exactly on a
+        // period's end: a frame is processed as soon as the period holding its last sample is read. The
+        // loudspeaker reference starts with as much silence, so the canceller's pairs do not move.
+        captureLeadInSamples = resampler.latency + 1
+        let lead = [Float](repeating: 0, count: captureLeadInSamples)
+        lead.withUnsafeBufferPointer {
+            _ = resampler.push($0)
+            _ = render.write($0)
+        }
     }
 
     deinit {
@@ -225,6 +242,7 @@ public final class AudioEngine<Processor: CaptureProcessor>: @unchecked Sendable
         }
         playedFrames &+= written
         if let stamp = playbackPort.timestamp() {
+            counters.playbackCycleNanoseconds.store(stamp.nanoseconds, ordering: .releasing)
             counters.playbackDelayFrames.store(stamp.delayFrames, ordering: .relaxed)
             _ = playbackClock.push(nanoseconds: stamp.nanoseconds, position: Double(playedFrames &- stamp.delayFrames))
         }
@@ -261,7 +279,9 @@ public final class AudioEngine<Processor: CaptureProcessor>: @unchecked Sendable
         let clipped = captureConverter.toMono(captureRaw, frames: read, into: captureMono)
         if clipped > 0 { counters.captureClippedSamples.add(clipped, ordering: .relaxed) }
         meter(captureMono, count: read, peak: counters.capturePeakBits, meanSquare: counters.captureMeanSquareBits)
+        var cycleNanoseconds: Int64 = 0
         if let stamp = capturePort.timestamp() {
+            cycleNanoseconds = stamp.nanoseconds
             counters.captureDelayFrames.store(stamp.delayFrames, ordering: .relaxed)
             drift.capture.add(nanoseconds: stamp.nanoseconds, position: Double(capturedFrames &+ stamp.delayFrames))
         }
@@ -299,6 +319,7 @@ public final class AudioEngine<Processor: CaptureProcessor>: @unchecked Sendable
             counters.processedFrames.add(1, ordering: .relaxed)
             let processed = UnsafeBufferPointer(start: UnsafePointer(frameOutput), count: frame)
             if output.write(processed) < frame { counters.outputDroppedFrames.add(1, ordering: .relaxed) }
+            if cycleNanoseconds > 0 { counters.frameQueuedNanoseconds.store(cycleNanoseconds, ordering: .releasing) }
             if configuration.loopProcessedToPlayback { playbackSource.write(processed) }
         }
         return true

@@ -24,6 +24,8 @@ public final class DirectAudioPump: @unchecked Sendable {
     private let playback: SPSCRing
     private let counters: AudioCounters
     private let playbackPeriod: Int
+    private let playbackPeriodNs: Int64
+    private let frameNs: Int64
     private let chunk: Int
     private let frameSamples: Int
     private let running = Atomic<Bool>(false)
@@ -41,6 +43,11 @@ public final class DirectAudioPump: @unchecked Sendable {
     private var micFill = 0
     private var unknownSource = 0
     private var chunksMixed = 0
+    private var justInTimeFills = 0
+    private var fallbackFills = 0
+    private let fillLead = Atomic<Int64>(DirectAudioPump.fillLeadNanoseconds)  // written by the thread only
+    private var starvedSeen = -1  // the engine's starved-sample count at the last look (-1: not filling on the clock yet)
+    private var calmSince: Int64 = 0
 
     /// A pump between the engine's `capture` (processed microphone) and `playback` rings, with the
     /// loudspeaker's period of `playbackPeriod` samples, over sockets bound to the lesson's RTP and RTCP ports.
@@ -57,6 +64,8 @@ public final class DirectAudioPump: @unchecked Sendable {
         self.playbackPeriod = playbackPeriod
         frameSamples = sessions[0].frameSamples
         chunk = max(1, sessions[0].rate / 400)  // 2.5 ms
+        playbackPeriodNs = Int64(playbackPeriod) * 1_000_000_000 / Int64(sessions[0].rate)
+        frameNs = 10_000_000  // the engine processes the microphone in 10 ms frames
         datagram = .allocate(byteCount: 2048, alignment: 16)
         micFrame = .allocate(capacity: frameSamples)
         sendFrame = .allocate(capacity: frameSamples)
@@ -75,9 +84,22 @@ public final class DirectAudioPump: @unchecked Sendable {
         piece.deallocate()
     }
 
-    /// Samples kept queued for the loudspeaker beyond what its next period takes: the playout's own
-    /// latency (besides the jitter buffer).
-    public var playbackLeadSamples: Int { playbackPeriod + chunk }
+    /// How long before the loudspeaker's next period is due the thread fills it at first (ns): its
+    /// wake-up margin on a real-time thread. Each period the card finds short adds a millisecond (up
+    /// to a period and a chunk: the fill-ahead of a thread without the clock); ten calm seconds take a
+    /// quarter back.
+    static let fillLeadNanoseconds: Int64 = 1_500_000
+    /// How long after a microphone period the thread looks for its processed frame (the canceller's time).
+    static let captureSettleNanoseconds: Int64 = 400_000
+
+    /// Samples queued for the loudspeaker on average beyond what its card holds: the playout's own
+    /// latency (besides the jitter buffer). Filled just in time on the engine's period clock, the queue
+    /// holds the next period for the fill lead only; without that clock (before the first period, or a
+    /// card without timestamps) it is kept a period and a chunk ahead. Read it once the thread stopped.
+    public var playbackLeadSamples: Int {
+        let rate = Int64(sessions[0].rate)
+        return justInTimeFills > fallbackFills ? Int(fillLead.load(ordering: .relaxed) * rate / 1_000_000_000) : playbackPeriod + chunk
+    }
 
     /// Starts the network thread (SCHED_FIFO at `realtimePriority` where permitted: it feeds the loudspeaker).
     public func start() {
@@ -105,9 +127,10 @@ public final class DirectAudioPump: @unchecked Sendable {
         var nextReport = monotonicNanoseconds() + 500_000_000
         var source = UDPAddress(ip: 0, port: 0)
         while running.load(ordering: .relaxed) {
-            // Wait for the network at most 2 ms: the microphone and loudspeaker rings need us that often.
+            // Wait for the network until the engine's clock says a ring needs us: the loudspeaker's next
+            // period (filled just before the card takes it) or the microphone's next frame; at most 2 ms.
             var nanoseconds = monotonicNanoseconds()
-            var n = rtp.receive(into: datagram, timeoutMs: 2, from: &source)
+            var n = rtp.receive(into: datagram, timeoutNanoseconds: wakeUp(after: nanoseconds) - nanoseconds, from: &source)
             while n > 0 {
                 nanoseconds = monotonicNanoseconds()
                 if let session = match(source, rtcp: false) {
@@ -128,12 +151,38 @@ public final class DirectAudioPump: @unchecked Sendable {
                 m = rtcp.receive(into: datagram, timeoutMs: 0, from: &source)
             }
             sendMicrophone()
-            fillLoudspeaker()
+            fillLoudspeaker(now: monotonicNanoseconds())
             if nanoseconds >= nextReport {
                 nextReport = nanoseconds + 1_000_000_000
                 report(now: Double(nanoseconds) * 1e-9)
             }
         }
+    }
+
+    /// When the thread must be awake next (CLOCK_MONOTONIC ns): just before the loudspeaker's next period
+    /// is taken, just after the microphone's next period was processed, and never more than 2 ms away.
+    private func wakeUp(after now: Int64) -> Int64 {
+        var next = now + 2_000_000
+        let played = counters.playbackCycleNanoseconds.load(ordering: .acquiring)
+        if onClock(played, now: now) {
+            let fill = played + playbackPeriodNs - fillLead.load(ordering: .relaxed)
+            if fill > now { next = min(next, fill) }
+        }
+        // The microphone's next processed frame: one frame after the last, once the canceller is done;
+        // overdue (a slow frame), looked for every 200 µs, unless capture has stalled.
+        let queued = counters.frameQueuedNanoseconds.load(ordering: .acquiring)
+        if queued > 0 && queued <= now + frameNs && now < queued + 4 * frameNs {
+            let due = queued + frameNs + Self.captureSettleNanoseconds
+            next = min(next, due > now ? due : now + 200_000)
+        }
+        return next
+    }
+
+    /// Whether the loudspeaker's last period stamp can steer the fills: taken (not 0), recent (the card
+    /// is running: within 4 periods) and on CLOCK_MONOTONIC (a card whose timestamps came on another clock
+    /// gives stamps far from now; the fills then keep a period and a chunk ahead as without a clock).
+    private func onClock(_ played: Int64, now: Int64) -> Bool {
+        played > 0 && played <= now + playbackPeriodNs && now < played + 4 * playbackPeriodNs
     }
 
     /// The session a datagram belongs to: exact address first, then the only peer at that host.
@@ -173,19 +222,52 @@ public final class DirectAudioPump: @unchecked Sendable {
         }
     }
 
-    /// Keeps the loudspeaker's ring a period and a chunk ahead with the peers' mixed audio.
-    private func fillLoudspeaker() {
-        while playback.readable < playbackPeriod &+ chunk {
-            for k in 0..<chunk { mix[k] = 0 }
+    /// Gives the loudspeaker's ring the peers' mixed audio. On the engine's period clock, just in time:
+    /// from the fill lead before the card's next period, the ring gets exactly that period (what waits
+    /// there is latency). Without the clock, it is kept a period and a chunk ahead.
+    private func fillLoudspeaker(now: Int64) {
+        let played = counters.playbackCycleNanoseconds.load(ordering: .acquiring)
+        let wanted: Int
+        if onClock(played, now: now) {
+            adaptFillLead(now: now)
+            // The card takes its next period at `played + period`.
+            guard now >= played + playbackPeriodNs - fillLead.load(ordering: .relaxed) else { return }
+            wanted = playbackPeriod
+            if playback.readable < wanted { justInTimeFills &+= 1 }
+        } else {
+            wanted = playbackPeriod &+ chunk
+            if playback.readable < wanted { fallbackFills &+= 1 }
+        }
+        while playback.readable < wanted {
+            let count = min(chunk, wanted &- playback.readable)
+            for k in 0..<count { mix[k] = 0 }
             for session in sessions {
-                while session.resampler.available < chunk { session.pullFrame() }
-                _ = session.resampler.pull(into: UnsafeMutableBufferPointer(start: piece, count: chunk))
-                for k in 0..<chunk { mix[k] += piece[k] }
-                if sessions.count > 1 { _ = session.returned.write(UnsafeBufferPointer(start: UnsafePointer(piece), count: chunk)) }
+                while session.resampler.available < count { session.pullFrame() }
+                _ = session.resampler.pull(into: UnsafeMutableBufferPointer(start: piece, count: count))
+                for k in 0..<count { mix[k] += piece[k] }
+                if sessions.count > 1 { _ = session.returned.write(UnsafeBufferPointer(start: UnsafePointer(piece), count: count)) }
             }
-            for k in 0..<chunk { mix[k] = max(-1, min(1, mix[k])) }
-            if playback.write(UnsafeBufferPointer(start: UnsafePointer(mix), count: chunk)) < chunk { return }
+            for k in 0..<count { mix[k] = max(-1, min(1, mix[k])) }
+            if playback.write(UnsafeBufferPointer(start: UnsafePointer(mix), count: count)) < count { return }
             chunksMixed &+= 1
+        }
+    }
+
+    /// Widens the fill lead when the card found its period short (this thread woke or mixed too late:
+    /// a loaded machine, a slow build), narrows it again after ten calm seconds.
+    private func adaptFillLead(now: Int64) {
+        let starved = counters.playbackStarvedFrames.load(ordering: .relaxed)
+        let lead = fillLead.load(ordering: .relaxed)
+        if starvedSeen < 0 || calmSince == 0 {
+            starvedSeen = starved  // what starved before the first fill on the clock was the start, not us
+            calmSince = now
+        } else if starved != starvedSeen {
+            starvedSeen = starved
+            calmSince = now
+            fillLead.store(min(lead + 1_000_000, playbackPeriodNs + 2_500_000), ordering: .relaxed)
+        } else if now - calmSince >= 10_000_000_000 {
+            calmSince = now
+            fillLead.store(max(Self.fillLeadNanoseconds, lead - 250_000), ordering: .relaxed)
         }
     }
 

@@ -155,8 +155,26 @@ public final class UDPSocket: @unchecked Sendable {
     /// Waits up to `timeoutMs` for a datagram and says where it came from; returns its length, 0 on
     /// timeout, or -1 on error (ICMP errors such as "port unreachable" included: the caller goes on).
     public func receive(into buffer: UnsafeMutableRawBufferPointer, timeoutMs: Int32, from source: inout UDPAddress) -> Int {
+        receive(into: buffer, timeoutNanoseconds: Int64(timeoutMs) * 1_000_000, from: &source)
+    }
+
+    /// Waits up to about `timeoutNanoseconds` for a datagram and says where it came from; returns its
+    /// length, 0 on timeout, or -1 on error. Finer than poll's milliseconds, for a thread that keeps time
+    /// with the sound card's periods: whole milliseconds are waited in poll, and a last part under a
+    /// millisecond in a sleep (a datagram arriving then waits in the socket for that part).
+    public func receive(into buffer: UnsafeMutableRawBufferPointer, timeoutNanoseconds: Int64, from source: inout UDPAddress) -> Int {
         var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        let ready = poll(&poller, 1, timeoutMs)
+        let wait = max(0, timeoutNanoseconds)
+        var ready: Int32
+        if wait >= 1_000_000 {
+            ready = poll(&poller, 1, Int32(min(wait / 1_000_000, 1000)))
+        } else {
+            if wait > 0 {
+                var pause = timespec(tv_sec: 0, tv_nsec: Int(wait)), rest = timespec()
+                while nanosleep(&pause, &rest) != 0 && errno == EINTR { pause = rest }
+            }
+            ready = poll(&poller, 1, 0)
+        }
         guard ready > 0 else { return ready == 0 ? 0 : -1 }
         var address = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)

@@ -70,6 +70,11 @@ public final class JitterBuffer {
     private var pullsSinceTarget = 0
     private var lastWasSilence = true
     private var excessPulls = 0  // consecutive pulls with the buffer too deep
+    private var level = -1.0  // the depth smoothed over ~200 ms, in samples (< 0: not yet measured)
+    private let smoothing: Double
+    private var windowLow = Int.max, recentLow = Int.max, windowPulls = 0  // lowest depth, this and the last 0.5 s
+    private var stalledSequence: Int64 = -1  // a missing packet whose turn was played as concealment (a stall)
+    private var stalledTurns = 0  // frames played while stalled on it
     /// Counters so far.
     public private(set) var statistics = JitterBufferStatistics()
 
@@ -89,8 +94,13 @@ public final class JitterBuffer {
         transit.initialize(repeating: 0, count: transitCapacity)
         transitScratch = .allocate(capacity: transitCapacity)
         transitScratch.initialize(repeating: 0, count: transitCapacity)
-        target = minTarget + frameSamples
+        target = max(minTarget, 2 * frameSamples)
+        smoothing = min(0.5, Double(frameSamples) / (0.2 * Double(decoder.rate)))
     }
+
+    /// Where playout starts behind a packet with timestamp `ts` so that the depth (that packet's frame
+    /// included) is the target at once.
+    private func startingPlayout(_ ts: Int64) -> Int64 { ts - Int64(max(0, target - frame)) }
 
     deinit {
         slotData.deallocate()
@@ -110,7 +120,7 @@ public final class JitterBuffer {
         if !started {
             started = true
             nextSequence = seq
-            playout = ts - Int64(target)
+            playout = startingPlayout(ts)
             highestTimestamp = ts
             highestSequence = seq
         } else if abs(seq - nextSequence) > 1000 {
@@ -118,14 +128,26 @@ public final class JitterBuffer {
             statistics.resets += 1
             for i in 0..<capacity { slotSequence[i] = -1 }
             nextSequence = seq
-            playout = ts - Int64(target)
+            playout = startingPlayout(ts)
             highestTimestamp = ts
             highestSequence = seq
             transitCount = 0
+            level = -1
+            stalledSequence = -1
+            stalledTurns = 0
         }
         lastSequence = seq
         lastTimestamp = ts
-        if ts + Int64(frame) <= playout || (seq < nextSequence && ts < playout) {
+        if seq == stalledSequence && seq == nextSequence && ts + Int64(frame) <= playout && ts + Int64(3 * frame) > playout {
+            // The packet the buffer stalled on came after all: late, not lost, so the buffer is too
+            // shallow for this stream. Play it next (when it is at most two frames behind): the
+            // concealment played in its turn becomes extra depth (a stretch), instead of every following
+            // packet arriving late too.
+            playout = ts
+            stalledSequence = -1
+            stalledTurns = 0
+            statistics.stretched += 1
+        } else if ts + Int64(frame) <= playout || (seq < nextSequence && ts < playout) {
             statistics.late += 1
             // The packet playout waits for came too late to play: stop waiting for it.
             if seq == nextSequence { nextSequence += 1 }
@@ -158,23 +180,38 @@ public final class JitterBuffer {
         statistics.depthMs = Double(depth) * 1000 / rate
         statistics.targetMs = Double(target) * 1000 / rate
 
+        // The depth swings with each packet's arrival against the pulls; its smoothed level is what is
+        // steered to the target, within less than a frame each way, so the buffer settles at its target
+        // instead of anywhere in a band of frames around it (every delay that once deepened it stayed).
+        if level < 0 { level = Double(depth) } else { level += smoothing * (Double(depth) - level) }
+        let excess = level - Double(target)
+        windowLow = min(windowLow, depth)
+        windowPulls += 1
+        if windowPulls * frame * 2 >= Int(rate) { recentLow = windowLow; windowLow = Int.max; windowPulls = 0 }
+        // A frame may go only if the buffer held two at its lowest over the last half second or more:
+        // one less still never runs dry where this stream's arrivals and our pulls meet.
+        let room = min(windowLow, recentLow) >= 2 * frame
         // Too deep: drop one frame, preferably silence, and at once when far too deep; when the excess
-        // lasts through a second of continuous speech (a teacher who never pauses), one speech frame a
-        // second, so latency comes back down within seconds instead of at the next pause.
-        if depth > target + 2 * frame { excessPulls += 1 } else { excessPulls = 0 }
-        if depth > target + 2 * frame, let slot = find(nextSequence),
-           lastWasSilence || depth > target + 6 * frame || excessPulls * frame >= Int(rate) {
+        // lasts through half a second of continuous speech (a teacher who never pauses), one speech frame
+        // then, so latency comes back down within a second instead of at the next pause.
+        if excess > 0.6 * Double(frame) { excessPulls += 1 } else { excessPulls = 0 }
+        if excess > 0.6 * Double(frame), room || depth > target + 6 * frame, let slot = find(nextSequence),
+           lastWasSilence || depth > target + 6 * frame || excessPulls * frame * 2 >= Int(rate) {
             slotSequence[slot] = -1
             nextSequence += 1
             playout += Int64(frame)
             statistics.discarded += 1
             excessPulls = 0
+            level -= Double(frame)
+            if windowLow != Int.max { windowLow -= frame }
+            if recentLow != Int.max { recentLow -= frame }
         }
         // Too shallow after the jitter rose: play one concealed frame without advancing.
-        if depth < target - 2 * frame && depth > 0 && statistics.received > 10 {
+        if excess < -0.9 * Double(frame) && depth < target && depth > 0 && statistics.received > 10 {
             statistics.stretched += 1
             _ = decoder.conceal(into: out)
             lastWasSilence = false
+            level += Double(frame)
             return .concealed
         }
 
@@ -186,18 +223,7 @@ public final class JitterBuffer {
                 fillSilence(out)
                 return .silence
             }
-            let n = decoder.decode(UnsafeRawBufferPointer(start: slotData + slot * slotSize, count: slotLength[slot]), into: out)
-            slotSequence[slot] = -1
-            nextSequence += 1
-            playout = ts + Int64(frame)
-            if n < 0 {
-                statistics.malformed += 1
-                _ = decoder.conceal(into: out)
-                statistics.concealed += 1
-                return .concealed
-            }
-            lastWasSilence = isQuiet(out)
-            return .decoded
+            return play(slot, into: out)
         }
         // The packet for this frame is missing. It is lost once anything after it arrived: a later
         // timestamp, or (when jitter keeps every arrival just in time) a later sequence number; waiting
@@ -205,6 +231,7 @@ public final class JitterBuffer {
         let later = highestTimestamp >= playout + Int64(frame) || highestSequence > nextSequence
         guard later else {
             // Nothing newer either: the stream stalled or paused. Conceal briefly, then silence, and wait.
+            if stalledSequence == nextSequence { stalledTurns += 1 } else { stalledSequence = nextSequence; stalledTurns = 1 }
             if lastWasSilence { fillSilence(out); playout += Int64(frame); return .silence }
             _ = decoder.conceal(into: out)
             statistics.concealed += 1
@@ -214,6 +241,22 @@ public final class JitterBuffer {
         }
         statistics.lost += 1
         nextSequence += 1
+        if stalledSequence == nextSequence - 1 {
+            // Its turn (and those of the missing packets after it, in a burst) was already played as
+            // concealment while nothing newer had come: go straight on with the next packet, or the
+            // stream would fall further behind with every loss.
+            var owed = stalledTurns - 1
+            stalledSequence = -1
+            stalledTurns = 0
+            while owed > 0 && find(nextSequence) == nil && nextSequence < highestSequence {
+                statistics.lost += 1
+                nextSequence += 1
+                owed -= 1
+            }
+            if let slot = find(nextSequence), slotTimestamp[slot] <= playout + Int64(frame / 2) {
+                return play(slot, into: out)
+            }
+        }
         playout += Int64(frame)
         if let next = find(nextSequence) {
             let n = decoder.decode(UnsafeRawBufferPointer(start: slotData + next * slotSize, count: slotLength[next]), into: out, fec: true)
@@ -224,13 +267,29 @@ public final class JitterBuffer {
         return .concealed
     }
 
+    /// Decodes the packet in `slot` (the next in sequence) and moves playout past it.
+    private func play(_ slot: Int, into out: UnsafeMutableBufferPointer<Float>) -> JitterFrame {
+        let n = decoder.decode(UnsafeRawBufferPointer(start: slotData + slot * slotSize, count: slotLength[slot]), into: out)
+        slotSequence[slot] = -1
+        nextSequence += 1
+        playout = slotTimestamp[slot] + Int64(frame)
+        if n < 0 {
+            statistics.malformed += 1
+            _ = decoder.conceal(into: out)
+            statistics.concealed += 1
+            return .concealed
+        }
+        lastWasSilence = isQuiet(out)
+        return .decoded
+    }
+
     private func find(_ sequence: Int64) -> Int? {
         let slot = Int(sequence % Int64(capacity))
         return slotSequence[slot] == sequence ? slot : nil
     }
 
     /// Target = spread of the recent transit times (95th percentile over the minimum) plus one frame,
-    /// within the configured bounds; recomputed every 25 frames.
+    /// within the configured bounds and at least two frames; recomputed every 25 frames.
     private func updateTarget() {
         pullsSinceTarget += 1
         guard pullsSinceTarget >= 25, transitCount >= 10 else { return }
@@ -241,7 +300,9 @@ public final class JitterBuffer {
         let rank = Int(Double(transitCount - 1) * 0.95)
         let p95 = quickselect(transitScratch, count: transitCount, rank: rank)
         let wanted = Int(p95 - low) + frame
-        target = max(minTarget, min(maxTarget, wanted))
+        // Never below two frames (the one playing and the next): with less, the packet after a lost one
+        // has never arrived in time for its in-band FEC to rebuild it, and every loss is concealed.
+        target = max(minTarget, 2 * frame, min(maxTarget, wanted))
     }
 
     private func fillSilence(_ out: UnsafeMutableBufferPointer<Float>) {
