@@ -112,6 +112,8 @@ struct CancellerCore: ~Copyable {
     /// misalignment and sets the error-driven regularisation, so that where the render is weak and the
     /// error loud (a pupil talking, the far end fading out) neither filter takes a large step.
     static let maximumPathGain: Float = 4
+    /// The linear output may exceed the microphone by this power ratio in a bin before it is limited to it.
+    static let outputExcess: Float = 2
     /// Partitions whose gradient constraint is applied per block (round robin).
     static let constrainPerBlock = 2
 
@@ -359,8 +361,18 @@ struct CancellerCore: ~Copyable {
             for v in 0..<Block.vectors {
                 let o = v * 8
                 let cr = load8(captureRe.base, o), ci = load8(captureIm.base, o)
-                let lr = load8(linearRe.base, o), li = load8(linearIm.base, o)
+                var lr = load8(linearRe.base, o), li = load8(linearIm.base, o)
                 let y2 = cr * cr + ci * ci
+                // A bin where the linear output is louder than the microphone: the filter's estimate is
+                // wrong there (a moved path, a nonlinear loudspeaker); the microphone's bin is sent instead.
+                let l2 = lr * lr + li * li
+                let limit = Self.outputExcess * y2
+                let scale = (limit / (l2 + 1e-30)).squareRoot()
+                let louder = l2 .> limit
+                lr.replace(with: lr * scale, where: louder)
+                li.replace(with: li * scale, where: louder)
+                store8(linearRe.base, o, lr)
+                store8(linearIm.base, o, li)
                 store8(capturePower.base, o, y2)
                 store8(linearPower.base, o, lr * lr + li * li)
                 var lin = SIMD8<Float>()
