@@ -57,7 +57,7 @@ public struct EchoCancellerConfiguration: Sendable, Equatable {
     public var residualSuppression: Bool
 
     /// A configuration for `sampleRate` with the defaults: mono, 400 ms tail, shadow filter as long.
-    public init(sampleRate: Int, captureChannels: Int = 1, tailMilliseconds: Int = 400, shadowMilliseconds: Int = 640,
+    public init(sampleRate: Int, captureChannels: Int = 1, tailMilliseconds: Int = 400, shadowMilliseconds: Int = 300,
                 residualSuppression: Bool = true) {
         self.sampleRate = sampleRate
         self.captureChannels = captureChannels
