@@ -41,6 +41,8 @@ public final class LiveLesson {
     /// manager's notifier (READY=1, WATCHDOG=1) connects here. Runs on the thread that called `run`.
     public var serviceHook: ((LessonServiceEvent) -> Void)?
     private let logger = Logger(label: "classbox.lesson")
+    /// The lesson's video session (LiveVideo.swift); nil when off or its ports are taken.
+    var video: LiveVideo?
 
     /// A lesson for `board` and `config`.
     public init(board: BoardProfile, config: BoxConfiguration, echoCancellation: Bool = true) {
@@ -65,13 +67,17 @@ public final class LiveLesson {
         opus.lowDelay = config.media.lowDelay
         opus.complexity = board.performance.opusComplexity
         var key: [UInt8]? = nil
+        let keyBytes = config.media.srtpProfile.keyAndSaltBytes
         if config.media.security == .srtp {
-            guard let text = config.media.srtpKey, let data = Data(base64Encoded: text), data.count == 30 else {
-                throw LiveLessonError(description: "media.security is \"srtp\" but media.srtp_key is missing or not 30 bytes of base64; set it (the same on both boxes), or media.security = \"plain\" for a loopback test")
+            guard let text = config.media.srtpKey, let data = Data(base64Encoded: text), data.count == keyBytes else {
+                throw LiveLessonError(description: "media.security is \"srtp\" but media.srtp_key is missing or not \(keyBytes) bytes of base64; set it (the same on both boxes), or media.security = \"plain\" for a loopback test")
             }
             key = Array(data)
         }
-        return AudioSessionSettings(opus: opus, jitterMinMs: config.media.jitterMinMs, jitterMaxMs: config.media.jitterMaxMs, srtpMaster: key)
+        var settings = AudioSessionSettings(opus: opus, jitterMinMs: config.media.jitterMinMs, jitterMaxMs: config.media.jitterMaxMs, srtpMaster: key)
+        settings.srtpProfile = LiveVideo.srtpProfile(config.media.srtpProfile)  // video: LiveVideo.swift
+        settings.cname = LiveVideo.cname(config)
+        return settings
     }
 
     /// Opens the board's sound devices; on a real board, retries every 5 s until they appear (or a stop
@@ -123,6 +129,7 @@ public final class LiveLesson {
             }
         }
 
+        video = openVideo()
         if board.audio.backend == .sim {
             return try runSimulated(sessions: sessions, rtp: rtp, rtcp: rtcp, settings: settings, stop: stop)
         }
@@ -169,6 +176,7 @@ public final class LiveLesson {
         // medium; nothing below is audio-specific but the pump's rings).
         engine.start(reopen: reopen)
         pump.start()
+        video?.start()
         logger.notice("lesson running", metadata: [
             "role": "\(config.identity.role.rawValue)", "peers": "\(config.peers.map(\.id).joined(separator: ","))",
             "port": "\(config.media.audioPort)", "security": "\(config.media.security.rawValue)",
@@ -219,8 +227,10 @@ public final class LiveLesson {
                 if !audio.captureGone && !audio.playbackGone { serviceHook?(.alive) }
             }
         }
+        video?.stop()
         pump.stop()
         engine.stop()
+        history.video = video?.report()
         history.final = pump.snapshot()
         history.audio = engine.counters.snapshot()
         history.playbackLeadSamples = pump.playbackLeadSamples
@@ -312,7 +322,7 @@ public final class LiveLesson {
         }
         let analysis = count >= rate ? LessonAnalysis(sampleRate: rate, speaker: speaker, mic: mic, processed: processed, echo: echo, pupil: near) : nil
         let encoderLookahead = (try? OpusEncoder(settings: settings.opus).lookahead) ?? 0
-        let report = LiveLessonReport(
+        var report = LiveLessonReport(
             boxId: config.identity.id, role: config.identity.role.rawValue, processor: recorded.name, sampleRate: rate,
             seconds: seconds, captureStartNanoseconds: capture.startNanoseconds ?? 0,
             captureRestarts: capture.restarts.map { [Int64($0.frames), $0.nanoseconds] },
@@ -324,6 +334,7 @@ public final class LiveLesson {
             security: config.media.security.rawValue,
             analysis: analysis, audio: history.audio, network: history.final,
             jitterDepthMs: history.depthMs, jitterTargetMs: history.targetMs, files: written)
+        report.video = history.video
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -356,6 +367,8 @@ public struct LessonHistory: Sendable {
     public var audio: AudioCounterSnapshot? = nil
     /// Samples the pump keeps queued for the loudspeaker.
     public var playbackLeadSamples = 0
+    /// The video session's counters at the end (nil without video).
+    public var video: LiveVideoReport? = nil
 
     mutating func add(_ snapshot: DirectAudioSnapshot) {
         while depthMs.count < snapshot.sessions.count { depthMs.append([]); targetMs.append([]) }
@@ -405,4 +418,6 @@ public struct LiveLessonReport: Sendable, Codable {
     public var jitterDepthMs: [[Double]], jitterTargetMs: [[Double]]
     /// The WAV files written.
     public var files: [String]
+    /// The camera's RTP session: frames sent and received per peer, loss, keyframe requests (nil without video).
+    public var video: LiveVideoReport? = nil
 }

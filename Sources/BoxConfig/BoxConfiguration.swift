@@ -120,8 +120,37 @@ public struct BoxConfiguration: Sendable, Equatable {
         public var jitterMaxMs: Int = 200
         /// RTP transport security.
         public var security: Security = .srtp
-        /// The SRTP master key and salt (30 bytes, base64), until the control channel delivers keys.
+        /// The SRTP master key and salt (base64: 30 bytes for AES-CM, 28 for GCM), until the control channel delivers keys.
         public var srtpKey: String?
+        /// The SRTP protection profile of audio and video (RTP and RTCP).
+        public var srtpProfile: SRTPSuite = .aesCm128HmacSha1_80
+        /// Whether the lesson carries the camera (its own RTP session on `videoPort`, RTCP on the next port).
+        public var video: Bool = true
+        /// How the camera is sent: `auto` (H.264 from the camera or the board's encoder, else JPEG), or forced.
+        public var videoCodec: VideoCodecChoice = .auto
+        /// Quality (1-100) of the software JPEG encoder (boards without a hardware encoder, and `sim`).
+        public var videoJPEGQuality: Int = 70
+
+        /// SRTP protection profiles (RFC 3711, RFC 7714).
+        public enum SRTPSuite: String, Sendable, CaseIterable {
+            /// AES-128 counter mode, HMAC-SHA1 80-bit tag: 16-byte key + 14-byte salt.
+            case aesCm128HmacSha1_80 = "AES_CM_128_HMAC_SHA1_80"
+            /// AES-128-GCM, 16-byte tag: 16-byte key + 12-byte salt.
+            case aeadAes128Gcm = "AEAD_AES_128_GCM"
+
+            /// Bytes of master key plus salt.
+            public var keyAndSaltBytes: Int { self == .aeadAes128Gcm ? 28 : 30 }
+        }
+
+        /// How the lesson's video is coded.
+        public enum VideoCodecChoice: String, Sendable, CaseIterable {
+            /// H.264 when the camera or the board's encoder gives it, else JPEG.
+            case auto
+            /// H.264 only (the camera's own, or the board's M2M encoder); no video if neither exists.
+            case h264
+            /// JPEG (RFC 2435): the camera's MJPEG or the software encoder; meant for a LAN.
+            case jpeg
+        }
 
         /// The defaults: ports 5004/5006, 20 ms frames at 32 kbit/s, SRTP.
         public init() {}
@@ -342,9 +371,14 @@ private func readMedia(_ t: TableReader) -> BoxConfiguration.Media? {
     m.jitterMaxMs = t.int("jitter_max_ms", range: 20...2000, unit: " ms") ?? m.jitterMaxMs
     if m.jitterMinMs > m.jitterMaxMs { t.report("jitter_min_ms", "\(m.jitterMinMs) ms is above jitter_max_ms (\(m.jitterMaxMs) ms)") }
     m.security = t.choice("security", BoxConfiguration.Media.Security.self) ?? m.security
+    m.srtpProfile = t.choice("srtp_profile", BoxConfiguration.Media.SRTPSuite.self) ?? m.srtpProfile
+    m.video = t.bool("video") ?? m.video
+    m.videoCodec = t.choice("video_codec", BoxConfiguration.Media.VideoCodecChoice.self) ?? m.videoCodec
+    m.videoJPEGQuality = t.int("video_jpeg_quality", range: 10...95) ?? m.videoJPEGQuality
     if let key = t.string("srtp_key") {
-        if let data = Data(base64Encoded: key), data.count == 30 { m.srtpKey = key } else {
-            t.report("srtp_key", "must be 30 bytes (16-byte key + 14-byte salt) in base64, 40 characters; make one with `head -c 30 /dev/urandom | base64`")
+        let bytes = m.srtpProfile.keyAndSaltBytes
+        if let data = Data(base64Encoded: key), data.count == bytes { m.srtpKey = key } else {
+            t.report("srtp_key", "must be \(bytes) bytes (16-byte key + \(bytes - 16)-byte salt for \(m.srtpProfile.rawValue)) in base64; make one with `head -c \(bytes) /dev/urandom | base64`")
         }
         if m.security == .plain { t.report("srtp_key", "is set but security is \"plain\"; remove one of them") }
     }

@@ -33,7 +33,11 @@ public enum ConfigRenderer {
         if m.jitterMinMs != d.jitterMinMs { media += "jitter_min_ms = \(m.jitterMinMs)\n" }
         if m.jitterMaxMs != d.jitterMaxMs { media += "jitter_max_ms = \(m.jitterMaxMs)\n" }
         if m.security != d.security { media += "security = \(quote(m.security.rawValue))\n" }
+        if m.srtpProfile != d.srtpProfile { media += "srtp_profile = \(quote(m.srtpProfile.rawValue))\n" }
         if let key = m.srtpKey { media += "srtp_key = \(quote(key))\n" }
+        if m.video != d.video { media += "video = \(m.video)\n" }
+        if m.videoCodec != d.videoCodec { media += "video_codec = \(quote(m.videoCodec.rawValue))\n" }
+        if m.videoJPEGQuality != d.videoJPEGQuality { media += "video_jpeg_quality = \(m.videoJPEGQuality)\n" }
         if !media.isEmpty { out += "\n[media]\n" + media }
         if let c = config.control {
             out += "\n[control]\nbroker = \(quote(c.broker))\n"

@@ -16,6 +16,10 @@ public struct AudioSessionSettings: Sendable, Equatable {
     public var srtpMaster: [UInt8]?
     /// RTP payload type of Opus.
     public var payloadType: UInt8 = 111
+    /// The SRTP profile `srtpMaster` is for (its key, then its 14- or 12-byte salt).
+    public var srtpProfile: SRTPProfile = .aes128CmHmacSha1_80
+    /// The box's RTCP canonical name, sent in every compound RTCP packet (RFC 3550 §6.1).
+    public var cname: String = "classbox"
 
     /// Settings from their parts.
     public init(opus: OpusSettings, jitterMinMs: Int, jitterMaxMs: Int, srtpMaster: [UInt8]?) {
@@ -36,7 +40,7 @@ public enum AudioSessionError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .codec(let e): return "Opus: \(e.description); check media.bitrate and media.frame_ms"
-        case .key: return "SRTP: media.srtp_key must be 30 bytes (16 key + 14 salt) in base64"
+        case .key: return "SRTP: media.srtp_key must be 30 bytes (16 key + 14 salt; 28 with 12 for AEAD_AES_128_GCM) in base64"
         }
     }
 }
@@ -61,6 +65,8 @@ public final class AudioSession: @unchecked Sendable {
     let rate: Int
 
     // RTCP state.
+    private let cname: String
+    private(set) var peerCname: String?
     private var lastSRMiddle: UInt32 = 0
     private var lastSRArrival: Double = 0
     private(set) var roundTrip: Double?
@@ -85,16 +91,18 @@ public final class AudioSession: @unchecked Sendable {
     /// A session with `peerID`, sending through the lesson's shared socket once `setRemote` gave an address.
     public init(peerID: String, settings: AudioSessionSettings, socket: UDPSocket, ssrc: UInt32) throws(AudioSessionError) {
         self.peerID = peerID
+        cname = settings.cname
         let encoder: OpusEncoder, decoder: OpusDecoder
         do {
             encoder = try OpusEncoder(settings: settings.opus)
             decoder = try OpusDecoder(rate: settings.opus.rate, channels: 1)
         } catch { throw .codec(error) }
         if let master = settings.srtpMaster {
-            guard master.count == 30 else { throw .key(.badKey) }
+            let profile = settings.srtpProfile
+            guard master.count == profile.keyLength + profile.saltLength else { throw .key(.badKey) }
             do {
-                outbound = try SRTPContext(profile: .aes128CmHmacSha1_80, masterKey: Array(master[0..<16]), masterSalt: Array(master[16...]))
-                inbound = try SRTPContext(profile: .aes128CmHmacSha1_80, masterKey: Array(master[0..<16]), masterSalt: Array(master[16...]))
+                outbound = try SRTPContext(profile: profile, masterKey: Array(master[0..<16]), masterSalt: Array(master[16...]))
+                inbound = try SRTPContext(profile: profile, masterKey: Array(master[0..<16]), masterSalt: Array(master[16...]))
             } catch { throw .key(error) }
         } else {
             outbound = nil
@@ -153,6 +161,9 @@ public final class AudioSession: @unchecked Sendable {
             return
         }
         rtcpReceived += 1
+        if let name = (try? RTCPExtras.parse(UnsafeRawBufferPointer(rebasing: datagram[0..<plain])))?.descriptions.first?.cname {
+            peerCname = name
+        }
         for report in reports {
             if let info = report.sender {
                 lastSRMiddle = UInt32(truncatingIfNeeded: info.ntp >> 16)
@@ -180,6 +191,10 @@ public final class AudioSession: @unchecked Sendable {
         let info = RTCPReport.SenderInfo(ntp: ntp, rtpTimestamp: sender.timestamp, packetCount: sender.packets, octetCount: sender.octets)
         let report = RTCPReport(ssrc: sender.ssrc, sender: info, blocks: blocks)
         guard var length = report.write(into: buffer) else { return 0 }
+        // RFC 3550 §6.1: every compound packet carries an SDES with the CNAME.
+        guard let sdes = RTCPSourceDescription(ssrc: sender.ssrc, cname: cname)
+            .write(into: UnsafeMutableRawBufferPointer(rebasing: buffer[length...])) else { return 0 }
+        length += sdes
         if let outbound {
             do { length = try outbound.protectRTCP(buffer, length: length) } catch { return 0 }
         }
@@ -214,7 +229,7 @@ public final class AudioSession: @unchecked Sendable {
     /// The session's counters (call from the network thread; the pump publishes them).
     func makeSnapshot(now: Double) -> AudioSessionSnapshot {
         let stats = receiver.statistics
-        return AudioSessionSnapshot(
+        var snapshot = AudioSessionSnapshot(
             peer: peerID, remote: remoteAddress?.description,
             secondsSinceLastPacket: receiver.lastArrival.map { now - $0 },
             packetsSent: Int(sender.packets), sendFailures: sender.failures,
@@ -227,6 +242,8 @@ public final class AudioSession: @unchecked Sendable {
             peerReportedJitterMs: peerJitterMs, peerReportedLost: Int(lostReported),
             rtcpReceived: rtcpReceived, rtcpRefused: rtcpRefused,
             senderDriftPPM: senderDriftPPM, resampleStep: resampleStep)
+        snapshot.peerCname = peerCname
+        return snapshot
     }
 }
 
@@ -255,6 +272,8 @@ public struct AudioSessionSnapshot: Sendable, Codable, Equatable {
     /// The peer's clock against our monotonic clock in ppm (nil until 10 s measured), and the playout
     /// resampler's step (1 + relative drift).
     public var senderDriftPPM: Double?, resampleStep: Double
+    /// The peer's CNAME from its RTCP SDES, once heard.
+    public var peerCname: String? = nil
     /// True when audio arrived in the last 2 s.
     public var receiving: Bool { (secondsSinceLastPacket ?? .infinity) < 2 }
 }

@@ -26,6 +26,10 @@ public final class VideoStreamSender<Packetizer: VideoPacketizer> {
     public private(set) var lastRefusal: VideoPayloadError?
     /// Packets the socket or SRTP refused.
     public private(set) var failures = 0
+    /// Where packets go instead of the socket's fixed peer (a lead sending to several rooms from one port).
+    public var destination: UDPAddress?
+    /// The RTP timestamp of the last frame sent.
+    public var lastFrameTimestamp: UInt32 { lastTimestamp }
 
     /// The 90 kHz clock of RTP video (RFC 6184 §8.2.1, RFC 2435 §3).
     public static var clockRate: Double { 90000 }
@@ -83,7 +87,9 @@ public final class VideoStreamSender<Packetizer: VideoPacketizer> {
         if let srtp {
             do { length = try srtp.protect(buffer, length: length) } catch { failures += 1; return }
         }
-        if socket.send(UnsafeRawBufferPointer(rebasing: buffer[0..<length])) {
+        let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<length])
+        let sent = destination.map { socket.send(bytes, to: $0) } ?? socket.send(bytes)
+        if sent {
             packets &+= 1
             octets &+= UInt32(truncatingIfNeeded: payload.count)
         } else {

@@ -45,7 +45,12 @@ public final class SRTPContext {
     private let rtcp: SessionKeys
     private var sources: [SourceState]
     private var sourceCount = 0
-    private var rtcpIndex: UInt32 = 0
+    /// The last SRTCP index sent (31 bits); the next packet carries this + 1. Internal so the RFC's test
+    /// vectors can start at their index.
+    var rtcpIndex: UInt32 = 0
+    /// The highest SRTCP index received so far and a 64-packet replay window below it.
+    private var rtcpHighestIndex: Int64 = -1
+    private var rtcpReplayMask: UInt64 = 0
 
     private final class SessionKeys {
         let cipher: OpaquePointer  // EVP_CIPHER_CTX (AES-128-CTR or GCM), keyed once
@@ -216,41 +221,114 @@ public final class SRTPContext {
         return plainLength
     }
 
-    // MARK: SRTCP (AES-CM profile)
+    // MARK: SRTCP
 
-    /// Encrypts and authenticates an RTCP compound packet in place (E flag set, SRTCP index appended).
+    /// Encrypts and authenticates an RTCP compound packet in place (E flag set, SRTCP index appended):
+    /// AES-CM + HMAC-SHA1-80 (RFC 3711 §3.4) or AEAD_AES_128_GCM (RFC 7714 §9: the tag after the
+    /// ciphertext, then E || index; the first 8 octets and E || index are the associated data).
     public func protectRTCP(_ packet: UnsafeMutableRawBufferPointer, length: Int) throws(SRTPError) -> Int {
-        guard profile == .aes128CmHmacSha1_80 else { throw .cryptoFailure }
         guard length >= 8 else { throw .malformed }
-        guard packet.count >= length + 14 else { throw .bufferTooSmall }
+        let overhead = profile == .aeadAes128Gcm ? 20 : 14
+        guard packet.count >= length + overhead else { throw .bufferTooSmall }
         rtcpIndex = (rtcpIndex &+ 1) & 0x7FFF_FFFF
-        let ssrc = UInt32(packet[4]) << 24 | UInt32(packet[5]) << 16 | UInt32(packet[6]) << 8 | UInt32(packet[7])
-        try ctr(rtcp, ssrc: ssrc, index: UInt64(rtcpIndex), packet, from: 8, to: length)
+        let ssrc = readU32(UnsafeRawBufferPointer(packet), 4)
         let e = rtcpIndex | 0x8000_0000
-        packet[length] = UInt8(e >> 24); packet[length + 1] = UInt8((e >> 16) & 0xFF)
-        packet[length + 2] = UInt8((e >> 8) & 0xFF); packet[length + 3] = UInt8(e & 0xFF)
-        try authenticate(rtcp.mac, packet, length: length + 4, trailer: nil, into: packet.baseAddress! + length + 4, tagLength: 10)
-        return length + 14
+        switch profile {
+        case .aes128CmHmacSha1_80:
+            try ctr(rtcp, ssrc: ssrc, index: UInt64(rtcpIndex), packet, from: 8, to: length)
+            writeU32(packet, length, e)
+            try authenticate(rtcp.mac, packet, length: length + 4, trailer: nil, into: packet.baseAddress! + length + 4, tagLength: 10)
+            return length + 14
+        case .aeadAes128Gcm:
+            try gcmRTCP(encrypt: true, packet, bodyEnd: length, ssrc: ssrc, trailer: e)
+            writeU32(packet, length + 16, e)
+            return length + 20
+        }
     }
 
-    /// Verifies and decrypts an SRTCP packet in place; returns the RTCP length.
+    /// Verifies and decrypts an SRTCP packet in place; returns the RTCP length. Forged, replayed and
+    /// too old packets throw and leave the state unchanged.
     public func unprotectRTCP(_ packet: UnsafeMutableRawBufferPointer, length: Int) throws(SRTPError) -> Int {
-        guard profile == .aes128CmHmacSha1_80 else { throw .cryptoFailure }
-        guard length >= 8 + 14 else { throw .malformed }
-        let end = length - 14
-        var computed = (UInt64(0), UInt16(0))
-        try withUnsafeMutableBytes(of: &computed) { tag throws(SRTPError) in
-            try authenticate(rtcp.mac, packet, length: end + 4, trailer: nil, into: tag.baseAddress!, tagLength: 10)
-            var difference: UInt8 = 0
-            for i in 0..<10 { difference |= tag[i] ^ packet[end + 4 + i] }
-            if difference != 0 { throw .authenticationFailed }
+        let overhead = profile == .aeadAes128Gcm ? 20 : 14
+        guard length >= 8 + overhead else { throw .malformed }
+        let end = length - overhead
+        let trailerAt = profile == .aeadAes128Gcm ? length - 4 : end
+        let e = readU32(UnsafeRawBufferPointer(packet), trailerAt)
+        let index = Int64(e & 0x7FFF_FFFF)
+        if rtcpHighestIndex >= 0 {
+            if index <= rtcpHighestIndex - 64 { throw .tooOld }
+            if index <= rtcpHighestIndex && (rtcpReplayMask >> UInt64(rtcpHighestIndex - index)) & 1 == 1 { throw .replayed }
         }
-        let e = UInt32(packet[end]) << 24 | UInt32(packet[end + 1]) << 16 | UInt32(packet[end + 2]) << 8 | UInt32(packet[end + 3])
-        if e & 0x8000_0000 != 0 {
-            let ssrc = UInt32(packet[4]) << 24 | UInt32(packet[5]) << 16 | UInt32(packet[6]) << 8 | UInt32(packet[7])
-            try ctr(rtcp, ssrc: ssrc, index: UInt64(e & 0x7FFF_FFFF), packet, from: 8, to: end)
+        let ssrc = readU32(UnsafeRawBufferPointer(packet), 4)
+        switch profile {
+        case .aes128CmHmacSha1_80:
+            var computed = (UInt64(0), UInt16(0))
+            try withUnsafeMutableBytes(of: &computed) { tag throws(SRTPError) in
+                try authenticate(rtcp.mac, packet, length: end + 4, trailer: nil, into: tag.baseAddress!, tagLength: 10)
+                var difference: UInt8 = 0
+                for i in 0..<10 { difference |= tag[i] ^ packet[end + 4 + i] }
+                if difference != 0 { throw .authenticationFailed }
+            }
+            if e & 0x8000_0000 != 0 {
+                try ctr(rtcp, ssrc: ssrc, index: UInt64(index), packet, from: 8, to: end)
+            }
+        case .aeadAes128Gcm:
+            try gcmRTCP(encrypt: false, packet, bodyEnd: end, ssrc: ssrc, trailer: e)
+        }
+        if index > rtcpHighestIndex {
+            let shift = index - rtcpHighestIndex
+            rtcpReplayMask = rtcpHighestIndex < 0 || shift >= 64 ? 1 : (rtcpReplayMask << UInt64(shift)) | 1
+            rtcpHighestIndex = index
+        } else {
+            rtcpReplayMask |= 1 << UInt64(rtcpHighestIndex - index)
         }
         return end
+    }
+
+    /// AES-GCM for SRTCP (RFC 7714 §9): IV = salt XOR (00 00 || SSRC || 00 00 || 0 || index). With the E
+    /// flag set the associated data is the first 8 octets and E || index and octets 8..<bodyEnd are
+    /// encrypted; without it (authentication only, §9.3) the whole packet and E || index are associated
+    /// data. The 16-byte tag sits at `bodyEnd`.
+    private func gcmRTCP(encrypt: Bool, _ packet: UnsafeMutableRawBufferPointer, bodyEnd: Int, ssrc: UInt32, trailer: UInt32) throws(SRTPError) {
+        var iv = (UInt64(0), UInt32(0))
+        withUnsafeMutableBytes(of: &iv) { v in
+            v[2] = UInt8(ssrc >> 24); v[3] = UInt8((ssrc >> 16) & 0xFF); v[4] = UInt8((ssrc >> 8) & 0xFF); v[5] = UInt8(ssrc & 0xFF)
+            let index = trailer & 0x7FFF_FFFF
+            v[8] = UInt8(index >> 24); v[9] = UInt8((index >> 16) & 0xFF); v[10] = UInt8((index >> 8) & 0xFF); v[11] = UInt8(index & 0xFF)
+            for i in 0..<12 { v[i] ^= rtcp.salt[i] }
+        }
+        var word = trailer.bigEndian
+        let encrypted = trailer & 0x8000_0000 != 0
+        let aadEnd = encrypted ? 8 : bodyEnd
+        let base = packet.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        let ctx = rtcp.cipher
+        var written: Int32 = 0
+        let ok = withUnsafeMutableBytes(of: &iv) { v -> Bool in
+            withUnsafeBytes(of: &word) { w -> Bool in
+                let ivPointer = v.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                let wordPointer = w.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                if encrypt {
+                    guard EVP_EncryptInit_ex(ctx, nil, nil, nil, ivPointer) == 1,
+                          EVP_EncryptUpdate(ctx, nil, &written, base, Int32(aadEnd)) == 1,
+                          EVP_EncryptUpdate(ctx, nil, &written, wordPointer, 4) == 1 else { return false }
+                    if bodyEnd > aadEnd {
+                        guard EVP_EncryptUpdate(ctx, base + aadEnd, &written, base + aadEnd, Int32(bodyEnd - aadEnd)) == 1 else { return false }
+                    }
+                    guard EVP_EncryptFinal_ex(ctx, base + bodyEnd, &written) == 1 else { return false }
+                    return EVP_CIPHER_CTX_ctrl(ctx, cb_EVP_CTRL_GCM_GET_TAG(), 16, base + bodyEnd) == 1
+                } else {
+                    guard EVP_DecryptInit_ex(ctx, nil, nil, nil, ivPointer) == 1,
+                          EVP_DecryptUpdate(ctx, nil, &written, base, Int32(aadEnd)) == 1,
+                          EVP_DecryptUpdate(ctx, nil, &written, wordPointer, 4) == 1 else { return false }
+                    if bodyEnd > aadEnd {
+                        guard EVP_DecryptUpdate(ctx, base + aadEnd, &written, base + aadEnd, Int32(bodyEnd - aadEnd)) == 1 else { return false }
+                    }
+                    guard EVP_CIPHER_CTX_ctrl(ctx, cb_EVP_CTRL_GCM_SET_TAG(), 16, base + bodyEnd) == 1 else { return false }
+                    return EVP_DecryptFinal_ex(ctx, base + bodyEnd, &written) == 1
+                }
+            }
+        }
+        guard ok else { throw encrypt ? .cryptoFailure : .authenticationFailed }
     }
 
     // MARK: Primitives
