@@ -69,7 +69,7 @@ let moduleTargets: [Target] = [
     .target(name: "Devices", dependencies: ["BoxConfig", "CAlsa", "CV4L2", "CGpiod", logging], swiftSettings: strict),
 
     // Middle layer.
-    .target(name: "Media", dependencies: ["Devices", "EchoCancel", "COpus", "CCrypto", logging], swiftSettings: strict),
+    .target(name: "Media", dependencies: ["Devices", "EchoCancel", "COpus", "CCrypto", logging], swiftSettings: strict + optimisedDSP),
     .target(name: "Control", dependencies: ["BoxConfig", logging], swiftSettings: strict),
 
     // Top layer: where the parts meet.
