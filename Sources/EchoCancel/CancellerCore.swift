@@ -65,21 +65,6 @@ struct CancellerCore: ~Copyable {
     let shadowErrorPower = FloatBuffer(count: Block.padded)
     let coefficientPower = FloatBuffer(count: Block.padded)
 
-    /// The coarse echo model for the time before the linear filter first converges: render power per bin
-    /// on the raw (unaligned) timeline for the last `coarseBlocks` blocks, the per-bin power gain from that
-    /// render to the microphone, and the model's echo power (with a reverberation decay).
-    static let coarseBlocks = 140
-    let coarseRing = FloatBuffer(count: 140 * Block.padded)
-    private var coarseHead = 0
-    let coarseMax = FloatBuffer(count: Block.padded)
-    let coarseEcho = FloatBuffer(count: Block.padded)
-    let coarseGain = FloatBuffer(count: Block.padded)
-    let coarseRe = FloatBuffer(count: Block.padded), coarseIm = FloatBuffer(count: Block.padded)
-    /// The main filter has cancelled 10 dB over a long average once: from then on the suppressor relies on it.
-    private(set) var convergedOnce = false
-    /// Render power decay per block assumed for the coarse model's reverberation (RT60 about 0.7 s).
-    static let coarseDecay: Float = 0.925
-
     // Smoothed block energies.
     private var smoothedCapture: Float = 0
     private var smoothedMain: Float = 0
@@ -236,7 +221,6 @@ struct CancellerCore: ~Copyable {
         for k in 0..<Block.bins { renderLevel += sumMain[k] }
         renderLevel /= Float(Block.fft * Block.fft * mainPartitions / 2)   // ~ mean square per sample
         let renderActive = renderLevel > 1e-8
-        if !convergedOnce { updateCoarseRender() }
 
         // Both filters; in the same pass over the render spectra they give their proportionate normalisers,
         // sum_p w_p |X_{t-p}|^2 (a sixth accumulator for the power sum above made the main loop slower).
@@ -272,7 +256,6 @@ struct CancellerCore: ~Copyable {
         if renderActive {
             smoothedLinear += 0.005 * (energyMain - smoothedLinear)
             smoothedLinearCapture += 0.005 * (energyY - smoothedLinearCapture)
-            if !convergedOnce && counters.blocks > 50 && smoothedLinear < 0.1 * smoothedLinearCapture { convergedOnce = true }
         }
 
         // Error spectra (zero-padded overlap-save frames) of both filters.
@@ -392,22 +375,6 @@ struct CancellerCore: ~Copyable {
                 sumY += y2.sum()
                 sumEcho += pe.sum()
             }
-            if !convergedOnce {
-                // Before the filter has converged its estimate is near zero: the coarse model (scaled by what
-                // the filter still leaves) stands in, so a cold start does not send the echo on.
-                updateCoarseEcho(renderActive: renderActive)
-                let shortfall = min(1, smoothedMain / (smoothedCapture + 1e-20))
-                let s8 = SIMD8<Float>(repeating: shortfall)
-                sumEcho = 0
-                for v in 0..<Block.vectors {
-                    let o = v * 8
-                    let c = s8 * load8(coarseEcho.base, o)
-                    let pe = load8(echoPower.base, o)
-                    let m = pe.replacing(with: c, where: c .> pe)
-                    store8(echoPower.base, o, m)
-                    sumEcho += m.sum()
-                }
-            }
             let mismatch = renderActive && (useCapture || (smoothedMain > 0.5 * smoothedCapture && smoothedShadow < 0.7 * smoothedMain)) && sumEcho > 0.3 * sumY
             suppressor.process(SuppressorInput(
                 capture: capturePower.base, outputRe: linearRe.base, outputIm: linearIm.base,
@@ -471,61 +438,6 @@ struct CancellerCore: ~Copyable {
             && suppressor.nearEnergy > 2 * suppressor.noiseEnergy
         if doubleTalk { counters.doubleTalkBlocks &+= 1 }
         block &+= 1
-    }
-
-    /// Windowed spectrum power of the newest raw render block (no alignment) into the coarse ring.
-    private mutating func updateCoarseRender() {
-        coarseHead = coarseHead + 1 == Self.coarseBlocks ? 0 : coarseHead + 1
-        let end = Block.size * (block + 1)
-        readRender(from: end - Block.fft, count: Block.fft, into: time.base)
-        for i in 0..<Block.fft { time[i] *= window[i] }
-        fft.forward(time.base, real: coarseRe.base, imaginary: coarseIm.base)
-        let o = coarseHead * Block.padded
-        for v in 0..<Block.vectors {
-            let r = load8(coarseRe.base, v * 8), m = load8(coarseIm.base, v * 8)
-            store8(coarseRing.base, o + v * 8, r * r + m * m)
-        }
-    }
-
-    /// The coarse echo power: the per-bin gain times the loudest render power where the echo can come from
-    /// (the whole 0-560 ms range before the delay is known, around it after), decaying like a room's tail.
-    private mutating func updateCoarseEcho(renderActive: Bool) {
-        var first = 0, last = Self.coarseBlocks - 1
-        if let d = delayEstimator.delay {
-            let a = d / Block.size
-            first = max(0, a - 1)
-            last = min(Self.coarseBlocks - 1, a + 2)
-        }
-        for v in 0..<Block.vectors {
-            var m = SIMD8<Float>()
-            var s = coarseHead - first
-            if s < 0 { s += Self.coarseBlocks }
-            for _ in first...last {
-                let x = load8(coarseRing.base, s * Block.padded + v * 8)
-                m = m.replacing(with: x, where: x .> m)
-                s = s == 0 ? Self.coarseBlocks - 1 : s - 1
-            }
-            store8(coarseMax.base, v * 8, m)
-        }
-        // The gain follows the capture/render ratio up at once and down slowly (an upper envelope): before
-        // the filter converges, letting echo through costs more than holding back a pupil's first words.
-        let floor = SIMD8<Float>(repeating: 1e-6 * Float(Block.fft))
-        let fall = SIMD8<Float>(repeating: 0.995)
-        let decay = SIMD8<Float>(repeating: Self.coarseDecay)
-        for v in 0..<Block.vectors {
-            let o = v * 8
-            let x = load8(coarseMax.base, o)
-            var gain = load8(coarseGain.base, o)
-            if renderActive {
-                let ratio = load8(capturePower.base, o) / (x + floor)
-                gain *= fall
-                gain = gain.replacing(with: ratio, where: ratio .> gain)
-                store8(coarseGain.base, o, gain)
-            }
-            let e = gain * x
-            let tail = decay * load8(coarseEcho.base, o)
-            store8(coarseEcho.base, o, e.replacing(with: tail, where: tail .> e))
-        }
     }
 
     /// The main filter's gradient, scaled in place (gradRe/gradIm hold its error spectrum): a Kalman-like

@@ -73,8 +73,6 @@ struct ResidualEchoSuppressor: ~Copyable {
     private var blocks = 0
     /// Blocks left in which the frame counts as holding near-end speech.
     private var nearHold = 0
-    /// The last block was held as holding near-end speech.
-    var nearActive: Bool { nearHold > 0 }
     /// Over-subtraction of the residual estimate.
     var overSubtraction: Float = 2.0
     /// Near-end and echo energy of the last block (for the double-talk flag).
