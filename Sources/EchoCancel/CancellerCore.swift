@@ -50,6 +50,10 @@ struct CancellerCore: ~Copyable {
     let echoPower = FloatBuffer(count: Block.padded)
     let linearEcho = FloatBuffer(count: Block.padded)
     let linearPower = FloatBuffer(count: Block.padded)
+    /// Residual echo the main filter's misalignment predicts, 0.5 h |X|^2 per bin: bounded by the error power
+    /// (for the suppressor's residual) and free (for the near-end test).
+    let uncertainty = FloatBuffer(count: Block.padded)
+    let uncertaintyFree = FloatBuffer(count: Block.padded)
     let window = FloatBuffer(count: Block.fft)
     let previousCapture = FloatBuffer(count: Block.size)
     let previousLinear = FloatBuffer(count: Block.size)
@@ -375,10 +379,18 @@ struct CancellerCore: ~Copyable {
                 sumY += y2.sum()
                 sumEcho += pe.sum()
             }
+            // The residual echo the main filter's misalignment predicts: while the filter converges (or has
+            // fallen behind the shadow filter), its own estimate is too low, and this is what is left.
+            let cap = Self.maximumPathGain / Float(mainPartitions)
+            for k in 0..<Block.bins {
+                let u = 0.5 * min(misalignment[k], cap) * sumMain[k]
+                uncertaintyFree[k] = u
+                uncertainty[k] = min(u, 2 * errorPower[k])
+            }
             let mismatch = renderActive && (useCapture || (smoothedMain > 0.5 * smoothedCapture && smoothedShadow < 0.7 * smoothedMain)) && sumEcho > 0.3 * sumY
             suppressor.process(SuppressorInput(
                 capture: capturePower.base, outputRe: linearRe.base, outputIm: linearIm.base,
-                linearEcho: linearEcho.base, echo: echoPower.base, model: model.base, outputIsCapture: useCapture, mismatch: mismatch,
+                linearEcho: linearEcho.base, echo: echoPower.base, model: model.base, uncertainty: uncertainty.base, uncertaintyFree: uncertaintyFree.base, outputIsCapture: useCapture, mismatch: mismatch,
                 renderActive: renderActive, nonlinear: nonlinearHold > 0 || clipped))
             // The band above 8 kHz (48 kHz mode) has no filter of its own: it is let through in proportion
             // to how little of the top of this band (5-7.5 kHz) is echo, by the linear filter's estimate.

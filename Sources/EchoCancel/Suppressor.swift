@@ -6,6 +6,9 @@
 // Outside blocks with near-end excess (capture well above what echo and noise explain, held 160 ms), a bin the
 // echo estimate explains is taken as all residual echo and suppressed to the comfort-noise floor: this is
 // where most of the suppression in far-end single talk comes from, and it never applies while a pupil talks.
+// While the main filter converges (or lags its shadow after a path change) its estimate is too low; the
+// residual its misalignment state predicts (0.5 h |X|^2, bounded by the error power) then sets a floor on the
+// residual, once the near-end test has been quiet for 320 ms, so not in the gaps between a pupil's words.
 
 /// Per-block inputs of the suppressor (all spectra 72 padded bins, windowed-frame scale).
 struct SuppressorInput {
@@ -20,6 +23,10 @@ struct SuppressorInput {
     var echo: UnsafeMutablePointer<Float>
     /// The main filter's power-domain echo model sum_p |H_p|^2 |X_p|^2 (its level survives a path change).
     var model: UnsafeMutablePointer<Float>
+    /// Residual echo the main filter's misalignment predicts (|Y - Y_hat|^2 expected), at most twice the error
+    /// power; and the same without that bound.
+    var uncertainty: UnsafeMutablePointer<Float>
+    var uncertaintyFree: UnsafeMutablePointer<Float>
     /// The output is the raw capture (the filter was adding echo).
     var outputIsCapture: Bool
     /// The linear filter is not removing echo (path change or divergence).
@@ -66,11 +73,20 @@ struct ResidualEchoSuppressor: ~Copyable {
     /// A bin whose linear output is this far above the residual echo the leak predicts may hold a pupil
     /// quieter than the echo: it is not treated as echo-dominated.
     static let residualExcess: Float = 40
+    /// The near-end test counts this multiple of the misalignment's predicted residual as explained...
+    static let uncertaintyExplains: Float = 1
+    /// ...and outside near-end blocks the residual is at least this multiple of it (a converging filter's
+    /// estimate is too low: what it leaves is echo)...
+    static let uncertaintyResidual: Float = 4
+    /// ...once the near-end test has been quiet this many blocks (320 ms: not between a pupil's words).
+    static let uncertaintyQuiet = 80
     /// Share of the linear output taken as residual echo in an echo-explained bin outside near-end blocks.
     static let dominantShare: Float = 1
     private var variance: SIMD4<Float> = SIMD4(repeating: 1)
     private var noise = NoiseGenerator(seed: 0x1234_5678)
     private var blocks = 0
+    /// Blocks since the near-end test last fired.
+    private var sinceNear = 0
     /// Blocks left in which the frame counts as holding near-end speech.
     private var nearHold = 0
     /// Over-subtraction of the residual estimate.
@@ -105,6 +121,7 @@ struct ResidualEchoSuppressor: ~Copyable {
         covariance = SIMD4(repeating: 0.5)
         mismatchFloor = SIMD4(repeating: 0)
         nearHold = 0
+        sinceNear = 0
         variance = SIMD4(repeating: 1)
         blocks = 0
     }
@@ -161,7 +178,7 @@ struct ResidualEchoSuppressor: ~Copyable {
         var sumCapture: Float = 0, sumExplained: Float = 0, sumModel: Float = 0, sumOutput: Float = 0
         for k in 2..<Block.bins {
             sumCapture += input.capture[k]
-            sumExplained += input.echo[k] + noiseFloor[k]
+            sumExplained += input.echo[k] + noiseFloor[k] + Self.uncertaintyExplains * input.uncertaintyFree[k]
             sumModel += max(input.echo[k], input.model[k]) + noiseFloor[k]
             sumOutput += input.outputRe[k] * input.outputRe[k] + input.outputIm[k] * input.outputIm[k]
         }
@@ -170,8 +187,10 @@ struct ResidualEchoSuppressor: ~Copyable {
         if sumOutput > 0.5 * sumCapture { sumExplained = sumModel }
         if sumCapture > Self.nearFrameExcess * sumExplained {
             nearHold = Self.nearHoldBlocks
-        } else if nearHold > 0 {
-            nearHold -= 1
+            sinceNear = 0
+        } else {
+            if nearHold > 0 { nearHold -= 1 }
+            if sinceNear < Int.max / 2 { sinceNear &+= 1 }
         }
         let echoOnly = input.renderActive && nearHold == 0
 
@@ -196,6 +215,7 @@ struct ResidualEchoSuppressor: ~Copyable {
             // A bin the echo estimate explains (the capture is not above it): what the linear output holds
             // there is residual echo, not a pupil.
             if echoOnly && input.capture[k] < Self.echoDominance * pe && l2 < Self.residualExcess * (res + nf) { res = max(res, Self.dominantShare * min(l2, pe)) }
+            if echoOnly && sinceNear >= Self.uncertaintyQuiet { res = max(res, Self.uncertaintyResidual * input.uncertainty[k]) }
             residual[k] = res
             let rEff = over * res
             let near = max(l2 - rEff, 0)
