@@ -212,13 +212,38 @@ struct CancellerCore: ~Copyable {
             for age in 0..<spectra.capacity { computeSpectrum(age: age, slot: spectra.slot(age: age)) }
             misalignment.base.update(repeating: 1e3, count: Block.padded)
         } else {
+            // The render power sums move by one spectrum in and one out: the newest slot still holds the
+            // spectrum leaving the main filter's span, and the one leaving the shadow's is `shadowPartitions` old.
+            let leaving = spectra.power.base + newest * Block.padded
+            let leavingShadow = spectra.power.base + spectra.slot(age: shadowPartitions) * Block.padded
+            let shadowShorter = shadowPartitions < mainPartitions
+            for v in 0..<Block.vectors {
+                let o = v * 8
+                store8(sumMain.base, o, load8(sumMain.base, o) - load8(leaving, o))
+                if shadowShorter { store8(sumShadow.base, o, load8(sumShadow.base, o) - load8(leavingShadow, o)) }
+            }
             computeSpectrum(age: 0, slot: newest)
+            let entering = spectra.power.base + newest * Block.padded
+            let zero = SIMD8<Float>()
+            for v in 0..<Block.vectors {
+                let o = v * 8
+                let p = load8(entering, o)
+                store8(sumMain.base, o, (load8(sumMain.base, o) + p).replacing(with: zero, where: load8(sumMain.base, o) + p .< zero))
+                if shadowShorter {
+                    let q = load8(sumShadow.base, o) + p
+                    store8(sumShadow.base, o, q.replacing(with: zero, where: q .< zero))
+                }
+            }
         }
         if Block.size * (block + 1 - alignment) > renderWritten { counters.renderStarved &+= 1 }
-        spectra.powerSum(count: mainPartitions, into: sumMain.base)
-        if shadowPartitions < mainPartitions {
-            spectra.powerSum(count: shadowPartitions, into: sumShadow.base)
-        } else {
+        // Summed in full after a realignment and every 256 blocks (rounding in the running sums).
+        if realigned || block & 255 == 0 {
+            spectra.powerSum(count: mainPartitions, into: sumMain.base)
+            if shadowPartitions < mainPartitions {
+                spectra.powerSum(count: shadowPartitions, into: sumShadow.base)
+            }
+        }
+        if shadowPartitions >= mainPartitions {
             sumShadow.base.update(from: sumMain.base, count: Block.padded)
         }
         var renderLevel: Float = 0
@@ -421,10 +446,13 @@ struct CancellerCore: ~Copyable {
                 store8(shadowGradRe.base, o, er * g)
                 store8(shadowGradIm.base, o, ei * g)
             }
-            shadow.adapt(spectra, gr: shadowGradRe.base, gi: shadowGradIm.base)
+            // The shadow's proportionate weights are re-measured every block while the main filter is not yet
+            // cancelling (> 10 dB, long average), then every fourth block: they hardly move once converged.
+            let measureShadow = block & 3 == 0 || smoothedLinear >= 0.1 * smoothedLinearCapture
+            shadow.adapt(spectra, gr: shadowGradRe.base, gi: shadowGradIm.base, measure: measureShadow)
             shadow.constrain(count: Self.constrainPerBlock, fft: fft, scratch: time.base)
             main.weightsFromEnergies()
-            shadow.weightsFromEnergies()
+            if measureShadow { shadow.weightsFromEnergies() }
         }
 
         // Synthesis: overlap-add of the (suppressed) frame.

@@ -218,8 +218,9 @@ struct PartitionedFilter: ~Copyable {
     }
 
     /// H_p += w_p conj(X_{t-p}) G for every partition (G already holds step size and normalisation); the
-    /// partitions' new energies go into `energies`.
-    func adapt(_ x: borrowing SpectraRing, gr: UnsafeMutablePointer<Float>, gi: UnsafeMutablePointer<Float>) {
+    /// partitions' new energies go into `energies` (when `measure`).
+    func adapt(_ x: borrowing SpectraRing, gr: UnsafeMutablePointer<Float>, gi: UnsafeMutablePointer<Float>,
+               measure: Bool = true) {
         let cap = x.capacity
         var s = x.head
         for p in 0..<partitions {
@@ -233,7 +234,7 @@ struct PartitionedFilter: ~Copyable {
                 store8(hp, o, load8(hp, o) + xr * g_r + xi * g_i)
                 store8(hq, o, load8(hq, o) + xr * g_i - xi * g_r)
             }
-            energies[p] = energy(of: p)   // while the partition is in L1 (faster than fused into the loop above)
+            if measure { energies[p] = energy(of: p) }   // while in L1 (faster than fused into the loop above)
             s = s == 0 ? cap &- 1 : s &- 1
         }
     }
@@ -318,13 +319,21 @@ struct PartitionedFilter: ~Copyable {
 
     /// Energy of one partition's coefficients.
     func energy(of p: Int) -> Float {
-        var acc = SIMD8<Float>()
-        let o = p &* Block.padded
-        for v in 0..<Block.vectors {
-            let r = load8(re.base, o &+ v &* 8), i = load8(im.base, o &+ v &* 8)
-            acc += r * r + i * i
+        // Two 4-lane accumulators: an 8-lane sum of products compiles to shuffles on SSE.
+        var a0 = SIMD4<Float>(), a1 = SIMD4<Float>()
+        let r = UnsafeRawPointer(re.base + p &* Block.padded), i = UnsafeRawPointer(im.base + p &* Block.padded)
+        var o = 0
+        while o < Block.padded &* 4 {
+            let r0 = r.loadUnaligned(fromByteOffset: o, as: SIMD4<Float>.self)
+            let r1 = r.loadUnaligned(fromByteOffset: o &+ 16, as: SIMD4<Float>.self)
+            let i0 = i.loadUnaligned(fromByteOffset: o, as: SIMD4<Float>.self)
+            let i1 = i.loadUnaligned(fromByteOffset: o &+ 16, as: SIMD4<Float>.self)
+            a0 += r0 * r0 + i0 * i0
+            a1 += r1 * r1 + i1 * i1
+            o &+= 32
         }
-        return acc.sum()
+        let a = a0 + a1
+        return (a[0] + a[1]) + (a[2] + a[3])
     }
 
     /// True when every coefficient is finite.
