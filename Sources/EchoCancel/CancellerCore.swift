@@ -429,7 +429,11 @@ struct CancellerCore: ~Copyable {
         // Adaptation.
         if renderActive && !clipped {
             adaptMain()
-            main.adapt(spectra, gr: gradRe.base, gi: gradIm.base)
+            // Proportionate weights are re-measured every block while the main filter is not yet cancelling
+            // (> 10 dB, long average), then every fourth block (main and shadow in turn): they hardly move then.
+            let converging = smoothedLinear >= 0.1 * smoothedLinearCapture
+            let measureMain = converging || block & 3 == 2
+            main.adapt(spectra, gr: gradRe.base, gi: gradIm.base, measure: measureMain)
             main.constrain(count: Self.constrainPerBlock, fft: fft, scratch: time.base)
 
             // Shadow: fixed, fast normalised step, regularised by its own error power.
@@ -446,12 +450,10 @@ struct CancellerCore: ~Copyable {
                 store8(shadowGradRe.base, o, er * g)
                 store8(shadowGradIm.base, o, ei * g)
             }
-            // The shadow's proportionate weights are re-measured every block while the main filter is not yet
-            // cancelling (> 10 dB, long average), then every fourth block: they hardly move once converged.
-            let measureShadow = block & 3 == 0 || smoothedLinear >= 0.1 * smoothedLinearCapture
+            let measureShadow = converging || block & 3 == 0
             shadow.adapt(spectra, gr: shadowGradRe.base, gi: shadowGradIm.base, measure: measureShadow)
             shadow.constrain(count: Self.constrainPerBlock, fft: fft, scratch: time.base)
-            main.weightsFromEnergies()
+            if measureMain { main.weightsFromEnergies() }
             if measureShadow { shadow.weightsFromEnergies() }
         }
 
