@@ -141,20 +141,27 @@ struct ResidualEchoSuppressor: ~Copyable {
         // Leak regression per band (only while the filter's own output is used).
         if input.renderActive && !input.outputIsCapture {
             var pey = SIMD4<Float>(), pyy = SIMD4<Float>(), see = SIMD4<Float>(), syy = SIMD4<Float>()
-            for k in 1..<Block.bins {
-                let lr = input.outputRe[k], li = input.outputIm[k]
-                let l2 = lr * lr + li * li
-                let p = input.linearEcho[k]
-                var me = meanError[k], mp = meanEcho[k]
-                me += 0.05 * (l2 - me)
-                mp += 0.05 * (p - mp)
-                meanError[k] = me
-                meanEcho[k] = mp
-                let b = Self.band(k)
-                pey[b] += (l2 - me) * (p - mp)
-                pyy[b] += (p - mp) * (p - mp)
-                see[b] += l2
-                syy[b] += p
+            // Band by band with scalar sums (indexing a SIMD4 by a computed band inside the bin loop goes
+            // through memory on every bin).
+            for b in 0..<3 {
+                let lower = b == 0 ? Self.bandEdges.0 : (b == 1 ? Self.bandEdges.1 : Self.bandEdges.2)
+                let upper = b == 0 ? Self.bandEdges.1 : (b == 1 ? Self.bandEdges.2 : Block.bins)
+                var sey: Float = 0, sy2: Float = 0, se: Float = 0, sy: Float = 0
+                for k in lower..<upper {
+                    let lr = input.outputRe[k], li = input.outputIm[k]
+                    let l2 = lr * lr + li * li
+                    let p = input.linearEcho[k]
+                    var me = meanError[k], mp = meanEcho[k]
+                    me += 0.05 * (l2 - me)
+                    mp += 0.05 * (p - mp)
+                    meanError[k] = me
+                    meanEcho[k] = mp
+                    sey += (l2 - me) * (p - mp)
+                    sy2 += (p - mp) * (p - mp)
+                    se += l2
+                    sy += p
+                }
+                pey[b] = sey; pyy[b] = sy2; see[b] = se; syy[b] = sy
             }
             for b in 0..<3 where pyy[b] > 1e-12 {
                 let norm = pyy[b].squareRoot()
