@@ -54,6 +54,12 @@ struct CancellerCore: ~Copyable {
     /// (for the suppressor's residual) and free (for the near-end test).
     let uncertainty = FloatBuffer(count: Block.padded)
     let uncertaintyFree = FloatBuffer(count: Block.padded)
+    /// Short averages of |Y|^2, |Y_hat|^2 and Y Y_hat* (capture and linear echo estimate) and their coherence.
+    let coherenceYY = FloatBuffer(count: Block.padded), coherenceEE = FloatBuffer(count: Block.padded)
+    let coherenceRe = FloatBuffer(count: Block.padded), coherenceIm = FloatBuffer(count: Block.padded)
+    let coherence = FloatBuffer(count: Block.padded)
+    /// Largest render power over the main filter's partitions, per bin (while the filters have not settled).
+    let renderPeak = FloatBuffer(count: Block.padded)
     let window = FloatBuffer(count: Block.fft)
     let previousCapture = FloatBuffer(count: Block.size)
     let previousLinear = FloatBuffer(count: Block.size)
@@ -81,6 +87,14 @@ struct CancellerCore: ~Copyable {
     private var smoothedLinearCapture: Float = 0
     private var nonlinearHold = 0
     private var smoothedTopShare: Float = 0
+    /// Render-active blocks the filters have learned from since they last started from nothing (creation or a
+    /// divergence reset; a realignment shifts what they learned along): until `settledBlocks`, their echo
+    /// estimate is rough.
+    private var learnedBlocks = 0
+    static let settledBlocks = 750
+    /// Render-active blocks left in which the estimate counts as rough again after a moved echo path (1 s).
+    private var recoveringBlocks = 0
+    static let recoveryBlocks = 250
     private var previousCaptureEnergy: Float = 0
     /// Smoothed capture and output energy over render-active blocks (ERLE).
     private(set) var erleIn: Float = 0
@@ -105,6 +119,8 @@ struct CancellerCore: ~Copyable {
     static let outputExcess: Float = 2
     /// Partitions whose gradient constraint is applied per block (round robin).
     static let constrainPerBlock = 2
+    /// Per-block smoothing of the capture/echo-estimate coherence (about 20 ms).
+    static let coherenceSmoothing: Float = 0.2
 
     init(mainPartitions: Int, shadowPartitions: Int) {
         self.mainPartitions = mainPartitions
@@ -274,6 +290,7 @@ struct CancellerCore: ~Copyable {
             main.reset(); shadow.reset()
             misalignment.base.update(repeating: 1e3, count: Block.padded)
             counters.divergenceResets &+= 1
+            learnedBlocks = 0
             for i in 0..<n { errorMain[i] = y[i]; errorShadow[i] = y[i] }
             energyMain = energyY; energyShadow = energyY
             smoothedMain = smoothedCapture; smoothedShadow = smoothedCapture
@@ -283,6 +300,8 @@ struct CancellerCore: ~Copyable {
         smoothedMain += a * (energyMain - smoothedMain)
         smoothedShadow += a * (energyShadow - smoothedShadow)
         if renderActive {
+            if learnedBlocks < Self.settledBlocks { learnedBlocks &+= 1 }
+            if recoveringBlocks > 0 { recoveringBlocks -= 1 }
             smoothedLinear += 0.005 * (energyMain - smoothedLinear)
             smoothedLinearCapture += 0.005 * (energyY - smoothedLinearCapture)
         }
@@ -339,6 +358,7 @@ struct CancellerCore: ~Copyable {
                 misalignment.base.update(repeating: 1e3, count: Block.padded)
                 smoothedMain = smoothedCapture
                 diverging = 0
+                learnedBlocks = 0
                 counters.divergenceResets &+= 1
             }
         }
@@ -404,19 +424,43 @@ struct CancellerCore: ~Copyable {
                 sumY += y2.sum()
                 sumEcho += pe.sum()
             }
+            // Coherence of the capture with the echo estimate (capture minus linear output).
+            let ca = Self.coherenceSmoothing
+            for k in 0..<Block.bins {
+                let yr = captureRe[k], yi = captureIm[k]
+                let er = useCapture ? 0 : yr - linearRe[k], ei = useCapture ? 0 : yi - linearIm[k]
+                coherenceYY[k] += ca * (yr * yr + yi * yi - coherenceYY[k])
+                coherenceEE[k] += ca * (er * er + ei * ei - coherenceEE[k])
+                coherenceRe[k] += ca * (yr * er + yi * ei - coherenceRe[k])
+                coherenceIm[k] += ca * (yi * er - yr * ei - coherenceIm[k])
+                let c2 = coherenceRe[k] * coherenceRe[k] + coherenceIm[k] * coherenceIm[k]
+                let denominator = coherenceYY[k] * coherenceEE[k] + 1e-30
+                coherence[k] = c2 < denominator ? c2 / denominator : 1   // (also 1 when not finite)
+            }
             // The residual echo the main filter's misalignment predicts: while the filter converges (or has
             // fallen behind the shadow filter), its own estimate is too low, and this is what is left.
             let cap = Self.maximumPathGain / Float(mainPartitions)
+            // Until the filters settle, the echo path's gain may sit in one partition (the direct path at a far-end
+            // onset, when only the newest partitions hold render): the bound takes the loudest partition's power.
+            let cold = learnedBlocks < Self.settledBlocks
+            if cold { spectra.powerMax(count: mainPartitions, into: renderPeak.base) }
+            let partitions = Float(mainPartitions)
             for k in 0..<Block.bins {
-                let u = 0.5 * min(misalignment[k], cap) * sumMain[k]
+                let x2 = cold ? max(sumMain[k], partitions * renderPeak[k]) : sumMain[k]
+                let u = 0.5 * min(misalignment[k], cap) * x2
                 uncertaintyFree[k] = u
                 uncertainty[k] = min(u, 2 * errorPower[k])
             }
             let mismatch = renderActive && (useCapture || (smoothedMain > 0.5 * smoothedCapture && smoothedShadow < 0.7 * smoothedMain)) && sumEcho > 0.3 * sumY
+            // A mismatch while no pupil has been heard for a while is a moved echo path (double talk starts
+            // with the near-end test firing): the estimate is rough again for a second.
+            if mismatch && suppressor.blocksSinceNear >= ResidualEchoSuppressor.uncertaintyQuiet { recoveringBlocks = Self.recoveryBlocks }
             suppressor.process(SuppressorInput(
                 capture: capturePower.base, outputRe: linearRe.base, outputIm: linearIm.base,
                 linearEcho: linearEcho.base, echo: echoPower.base, model: model.base, uncertainty: uncertainty.base, uncertaintyFree: uncertaintyFree.base, outputIsCapture: useCapture, mismatch: mismatch,
-                renderActive: renderActive, nonlinear: nonlinearHold > 0 || clipped))
+                renderActive: renderActive, nonlinear: nonlinearHold > 0 || clipped, coherence: coherence.base,
+                incoherentShare: learnedBlocks < Self.settledBlocks ? ResidualEchoSuppressor.incoherentShareUnsettled
+                    : (recoveringBlocks > 0 ? ResidualEchoSuppressor.incoherentShareRecovering : ResidualEchoSuppressor.incoherentShare)))
             // The band above 8 kHz (48 kHz mode) has no filter of its own: it is let through in proportion
             // to how little of the top of this band (5-7.5 kHz) is echo, by the linear filter's estimate.
             var topEcho: Float = 0, topCapture: Float = 0
