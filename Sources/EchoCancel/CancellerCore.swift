@@ -454,13 +454,16 @@ struct CancellerCore: ~Copyable {
             let mismatch = renderActive && (useCapture || (smoothedMain > 0.5 * smoothedCapture && smoothedShadow < 0.7 * smoothedMain)) && sumEcho > 0.3 * sumY
             // A mismatch while no pupil has been heard for a while is a moved echo path (double talk starts
             // with the near-end test firing): the estimate is rough again for a second.
-            if mismatch && suppressor.blocksSinceNear >= ResidualEchoSuppressor.uncertaintyQuiet { recoveringBlocks = Self.recoveryBlocks }
+            if mismatch && suppressor.blocksSinceNear >= ResidualEchoSuppressor.uncertaintyQuiet {
+                recoveringBlocks = Self.recoveryBlocks
+            }
             suppressor.process(SuppressorInput(
                 capture: capturePower.base, outputRe: linearRe.base, outputIm: linearIm.base,
                 linearEcho: linearEcho.base, echo: echoPower.base, model: model.base, uncertainty: uncertainty.base, uncertaintyFree: uncertaintyFree.base, outputIsCapture: useCapture, mismatch: mismatch,
                 renderActive: renderActive, nonlinear: nonlinearHold > 0 || clipped, coherence: coherence.base,
                 incoherentShare: learnedBlocks < Self.settledBlocks ? ResidualEchoSuppressor.incoherentShareUnsettled
-                    : (recoveringBlocks > 0 ? ResidualEchoSuppressor.incoherentShareRecovering : ResidualEchoSuppressor.incoherentShare)))
+                    : (recoveringBlocks > 0 ? ResidualEchoSuppressor.incoherentShareRecovering : ResidualEchoSuppressor.incoherentShare),
+                recovering: recoveringBlocks > 0))
             // The band above 8 kHz (48 kHz mode) has no filter of its own: it is let through in proportion
             // to how little of the top of this band (5-7.5 kHz) is echo, by the linear filter's estimate.
             var topEcho: Float = 0, topCapture: Float = 0

@@ -43,6 +43,8 @@ struct SuppressorInput {
     /// The share of the capture that must be incoherent with the echo estimate for the near-end test: larger
     /// while the filters have not settled (their estimate is rough), see `incoherentShare`.
     var incoherentShare: Float
+    /// The echo path moved a moment ago (the filters are re-converging).
+    var recovering: Bool
 }
 
 /// Residual-echo suppression with comfort noise on windowed spectra.
@@ -253,7 +255,11 @@ struct ResidualEchoSuppressor: ~Copyable {
             if echoOnly && input.capture[k] < (quiet ? Self.quietEchoDominance : Self.echoDominance) * pe && l2 < Self.residualExcess * (res + nf) {
                 res = max(res, Self.dominantShare * min(l2, quiet ? Self.quietEchoDominance * pe : pe))
             }
-            if echoOnly && sinceNear >= Self.uncertaintyQuiet { res = max(res, Self.uncertaintyResidual * input.uncertainty[k]) }
+            if echoOnly && sinceNear >= Self.uncertaintyQuiet {
+                res = max(res, Self.uncertaintyResidual * input.uncertainty[k])
+                // Just after a moved echo path every bin's estimate is wrong: with no pupil heard, all of it is echo.
+                if input.recovering && input.capture[k] < Self.quietEchoDominance * max(pe, input.model[k]) { res = max(res, l2) }
+            }
             residual[k] = res
             // Inside near-end blocks the residual is subtracted once, not twice: a pupil's voice keeps more of
             // its bins (the residual echo left in them costs PESQ less than the holes would).
