@@ -71,6 +71,10 @@ struct CancellerCore: ~Copyable {
     /// Main filter: estimated misalignment per coefficient and bin (|H - H_true|^2), the Kalman-like state
     /// that sets its step; the smoothed error power; the filter's own coefficient power.
     let misalignment = FloatBuffer(count: Block.padded)
+    /// The same state for the suppressor's residual: until the filters settle, a small error may only mean the
+    /// echo has not arrived yet (the render in the newest partitions is still on its way to the microphone), so
+    /// the error bound pulls this one down gradually; afterwards it equals `misalignment`.
+    let coldMisalignment = FloatBuffer(count: Block.padded)
     let errorPower = FloatBuffer(count: Block.padded)
     let shadowErrorPower = FloatBuffer(count: Block.padded)
     let coefficientPower = FloatBuffer(count: Block.padded)
@@ -95,6 +99,8 @@ struct CancellerCore: ~Copyable {
     /// Render-active blocks left in which the estimate counts as rough again after a moved echo path (1 s).
     private var recoveringBlocks = 0
     static let recoveryBlocks = 250
+    /// Per-block floor of the misalignment state under the error bound while the filters have not settled.
+    static let coldCeilingDecay: Float = 0.95
     private var previousCaptureEnergy: Float = 0
     /// Smoothed capture and output energy over render-active blocks (ERLE).
     private(set) var erleIn: Float = 0
@@ -134,6 +140,7 @@ struct CancellerCore: ~Copyable {
             window[n] = Float(DSPMath.sin(DSPMath.pi * (Double(n) + 0.5) / Double(Block.fft)))
         }
         misalignment.base.update(repeating: 1e3, count: Block.padded)
+        coldMisalignment.base.update(repeating: 1e3, count: Block.padded)
     }
 
     /// Estimated delay in 16 kHz samples, nil before the first lock.
@@ -226,7 +233,7 @@ struct CancellerCore: ~Copyable {
         let newest = spectra.advance()
         if realigned {
             for age in 0..<spectra.capacity { computeSpectrum(age: age, slot: spectra.slot(age: age)) }
-            misalignment.base.update(repeating: 1e3, count: Block.padded)
+            resetMisalignment()
         } else {
             // The render power sums move by one spectrum in and one out: the newest slot still holds the
             // spectrum leaving the main filter's span, and the one leaving the shadow's is `shadowPartitions` old.
@@ -288,7 +295,7 @@ struct CancellerCore: ~Copyable {
         }
         if !energyMain.isFinite || !energyShadow.isFinite {
             main.reset(); shadow.reset()
-            misalignment.base.update(repeating: 1e3, count: Block.padded)
+            resetMisalignment()
             counters.divergenceResets &+= 1
             learnedBlocks = 0
             for i in 0..<n { errorMain[i] = y[i]; errorShadow[i] = y[i] }
@@ -330,10 +337,10 @@ struct CancellerCore: ~Copyable {
                 shadowBetter = 0
                 counters.shadowCopies &+= 1
                 // As misaligned as its error allows: the step opens up again.
-                misalignment.base.update(repeating: 1e3, count: Block.padded)
+                resetMisalignment()
             } else if smoothedShadow < 0.85 * smoothedMain {
                 // The shadow is doing better: the main filter is probably misaligned.
-                for k in 0..<Block.bins { misalignment[k] *= 1.05 }
+                for k in 0..<Block.bins { misalignment[k] *= 1.05; coldMisalignment[k] *= 1.05 }
             }
             if smoothedShadow > 2.5 * smoothedMain && smoothedMain < smoothedCapture {
                 shadowWorse += 1
@@ -355,7 +362,7 @@ struct CancellerCore: ~Copyable {
             if diverging >= 125 {
                 main.reset()
                 shadow.reset()
-                misalignment.base.update(repeating: 1e3, count: Block.padded)
+                resetMisalignment()
                 smoothedMain = smoothedCapture
                 diverging = 0
                 learnedBlocks = 0
@@ -447,7 +454,7 @@ struct CancellerCore: ~Copyable {
             let partitions = Float(mainPartitions)
             for k in 0..<Block.bins {
                 let x2 = cold ? max(sumMain[k], partitions * renderPeak[k]) : sumMain[k]
-                let u = 0.5 * min(misalignment[k], cap) * x2
+                let u = 0.5 * min(coldMisalignment[k], cap) * x2
                 uncertaintyFree[k] = u
                 uncertainty[k] = min(u, 2 * errorPower[k])
             }
@@ -535,8 +542,15 @@ struct CancellerCore: ~Copyable {
     /// slow the filter down instead of pulling it away, while a misaligned filter adapts at full speed. The
     /// misalignment shrinks with each update, leaks back up slowly (echo paths move) and never exceeds
     /// what the error power allows.
+    /// Both misalignment states back to "knows nothing".
+    private func resetMisalignment() {
+        misalignment.base.update(repeating: 1e3, count: Block.padded)
+        coldMisalignment.base.update(repeating: 1e3, count: Block.padded)
+    }
+
     private mutating func adaptMain() {
         let partitions = Float(mainPartitions)
+        let cold = learnedBlocks < Self.settledBlocks
         let delta: Float = 1e-8 * Float(Block.fft * mainPartitions)
         for k in 0..<Block.bins {
             let x2 = sumMain[k]
@@ -553,9 +567,16 @@ struct CancellerCore: ~Copyable {
             let g = alpha / (weightedMain[k] + delta + 2 * partitions * ep / Self.maximumPathGain)
             gradRe[k] = er * g
             gradIm[k] = ei * g
-            h *= 1 - alpha * (2 - alpha) / partitions
-            h += Self.leak * coefficientPower[k] / partitions
+            let shrink = 1 - alpha * (2 - alpha) / partitions, rise = Self.leak * coefficientPower[k] / partitions
+            h = h * shrink + rise
             misalignment[k] = h
+            if cold {
+                var hc = coldMisalignment[k]
+                if hc > ceiling { hc = max(ceiling, Self.coldCeilingDecay * hc) }
+                coldMisalignment[k] = hc * shrink + rise
+            } else {
+                coldMisalignment[k] = h
+            }
         }
         for k in Block.bins..<Block.padded { gradRe[k] = 0; gradIm[k] = 0 }
     }

@@ -63,7 +63,8 @@ struct SpectraRing: ~Copyable {
         for v in 0..<Block.vectors {
             var acc = SIMD8<Float>()
             for p in 0..<count {
-                acc = pointwiseMax(acc, load8(power.base, p * Block.padded + v * 8))
+                let x = load8(power.base, p * Block.padded + v * 8)
+                acc.replace(with: x, where: x .> acc)
             }
             store8(out, v * 8, acc)
         }
