@@ -58,6 +58,11 @@ struct CancellerCore: ~Copyable {
     let coherenceYY = FloatBuffer(count: Block.padded), coherenceEE = FloatBuffer(count: Block.padded)
     let coherenceRe = FloatBuffer(count: Block.padded), coherenceIm = FloatBuffer(count: Block.padded)
     let coherence = FloatBuffer(count: Block.padded)
+    /// Echo of the render that has left the main filter's span (the late reverberation it cannot model), per
+    /// bin: a recursive sum decaying as the filter's own last partitions do; and the gain at the span's end.
+    let tail = FloatBuffer(count: Block.padded)
+    let tailGain = FloatBuffer(count: Block.padded)
+    private var tailDecay: Float = 0
     /// Largest render power over the main filter's partitions, per bin (while the filters have not settled).
     let renderPeak = FloatBuffer(count: Block.padded)
     let window = FloatBuffer(count: Block.fft)
@@ -99,6 +104,9 @@ struct CancellerCore: ~Copyable {
     /// Render-active blocks left in which the estimate counts as rough again after a moved echo path (1 s).
     private var recoveringBlocks = 0
     static let recoveryBlocks = 250
+    /// The late-reverberation model is used only when the last quarter of the span holds less than this share
+    /// of the energy of the quarter before it.
+    static let tailMaximumRatio: Float = 0.7
     /// Per-block floor of the misalignment state under the error bound while the filters have not settled.
     static let coldCeilingDecay: Float = 0.95
     private var previousCaptureEnergy: Float = 0
@@ -232,12 +240,18 @@ struct CancellerCore: ~Copyable {
         let realigned = updateAlignment()
         let newest = spectra.advance()
         if realigned {
+            tail.zero()
             for age in 0..<spectra.capacity { computeSpectrum(age: age, slot: spectra.slot(age: age)) }
             resetMisalignment()
         } else {
             // The render power sums move by one spectrum in and one out: the newest slot still holds the
             // spectrum leaving the main filter's span, and the one leaving the shadow's is `shadowPartitions` old.
             let leaving = spectra.power.base + newest * Block.padded
+            let r = SIMD8<Float>(repeating: tailDecay)
+            for v in 0..<Block.vectors {
+                let o = v * 8
+                store8(tail.base, o, r * load8(tail.base, o) + load8(tailGain.base, o) * load8(leaving, o))
+            }
             let leavingShadow = spectra.power.base + spectra.slot(age: shadowPartitions) * Block.padded
             let shadowShorter = shadowPartitions < mainPartitions
             for v in 0..<Block.vectors {
@@ -425,7 +439,8 @@ struct CancellerCore: ~Copyable {
                     lin = lin.replacing(with: s2, where: s2 .> lin)
                 }
                 let half = 0.5 * load8(model.base, o)
-                let pe = lin.replacing(with: half, where: half .> lin)
+                let late = 0.5 * load8(tail.base, o)
+                let pe = lin.replacing(with: half, where: half .> lin) + late
                 store8(echoPower.base, o, pe)
                 store8(linearEcho.base, o, lin)
                 sumY += y2.sum()
@@ -507,7 +522,7 @@ struct CancellerCore: ~Copyable {
             let measureShadow = converging || block & 3 == 0
             shadow.adapt(spectra, gr: shadowGradRe.base, gi: shadowGradIm.base, measure: measureShadow)
             shadow.constrain(count: Self.constrainPerBlock, fft: fft, scratch: time.base)
-            if measureMain { main.weightsFromEnergies() }
+            if measureMain { main.weightsFromEnergies(); updateTailModel() }
             if measureShadow { shadow.weightsFromEnergies() }
         }
 
@@ -542,6 +557,36 @@ struct CancellerCore: ~Copyable {
     /// slow the filter down instead of pulling it away, while a misaligned filter adapts at full speed. The
     /// misalignment shrinks with each update, leaks back up slowly (echo paths move) and never exceeds
     /// what the error power allows.
+    /// The late-reverberation model from the main filter's last partitions: their energy decay per partition
+    /// (fitted over the last two quarters of the span, only where it does decay) and the per-bin gain of the
+    /// last four partitions, continued one partition beyond the span.
+    private mutating func updateTailModel() {
+        let q = mainPartitions / 4
+        guard q >= 4 else { return }
+        var third: Float = 0, fourth: Float = 0
+        for p in (mainPartitions - 2 * q)..<(mainPartitions - q) { third += main.energies[p] }
+        for p in (mainPartitions - q)..<mainPartitions { fourth += main.energies[p] }
+        var total: Float = 0
+        for p in 0..<mainPartitions { total += main.energies[p] }
+        // A tail that does not decay is adaptation noise, not reverberation; nor is one below 1e-4 of the path.
+        guard third > 0, fourth < Self.tailMaximumRatio * third, fourth > 1e-4 * total else {
+            tailDecay = 0
+            tailGain.zero()
+            return
+        }
+        let r = DSPMath.exp(DSPMath.log(Double(fourth / third)) / Double(q))
+        tailDecay = Float(r)
+        let last = mainPartitions - 4
+        for k in 0..<Block.bins {
+            var g: Float = 0
+            for p in last..<mainPartitions {
+                let o = p * Block.padded + k
+                g += main.re[o] * main.re[o] + main.im[o] * main.im[o]
+            }
+            tailGain[k] = 0.25 * g * tailDecay * tailDecay * tailDecay
+        }
+    }
+
     /// Both misalignment states back to "knows nothing".
     private func resetMisalignment() {
         misalignment.base.update(repeating: 1e3, count: Block.padded)
