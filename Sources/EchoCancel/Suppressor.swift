@@ -112,7 +112,7 @@ struct ResidualEchoSuppressor: ~Copyable {
     private var nearHold = 0
     /// Over-subtraction of the residual estimate (outside near-end blocks; inside them, `nearOverSubtraction`).
     var overSubtraction: Float = 2.0
-    static let nearOverSubtraction: Float = 1.0
+    static let nearOverSubtraction: Float = 0.6
     /// Near-end and echo energy of the last block (for the double-talk flag).
     private(set) var nearEnergy: Float = 0
     private(set) var echoEnergy: Float = 0
