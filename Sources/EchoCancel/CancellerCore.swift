@@ -109,6 +109,9 @@ struct CancellerCore: ~Copyable {
     static let tailMaximumRatio: Float = 0.7
     /// Per-block floor of the misalignment state under the error bound while the filters have not settled.
     static let coldCeilingDecay: Float = 0.95
+    /// Until the filters settle, the loudest render partition may carry this multiple of the per-partition gain
+    /// bound (a direct path stronger than an even spread of `maximumPathGain` over the span allows).
+    static let coldPeakGain: Float = 4
     private var previousCaptureEnergy: Float = 0
     /// Smoothed capture and output energy over render-active blocks (ERLE).
     private(set) var erleIn: Float = 0
@@ -468,7 +471,7 @@ struct CancellerCore: ~Copyable {
             if cold { spectra.powerMax(count: mainPartitions, into: renderPeak.base) }
             let partitions = Float(mainPartitions)
             for k in 0..<Block.bins {
-                let x2 = cold ? max(sumMain[k], partitions * renderPeak[k]) : sumMain[k]
+                let x2 = cold ? max(sumMain[k], Self.coldPeakGain * partitions * renderPeak[k]) : sumMain[k]
                 let u = 0.5 * min(coldMisalignment[k], cap) * x2
                 uncertaintyFree[k] = u
                 uncertainty[k] = min(u, 2 * errorPower[k])
