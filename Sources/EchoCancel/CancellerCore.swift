@@ -54,6 +54,17 @@ struct CancellerCore: ~Copyable {
     /// (for the suppressor's residual) and free (for the near-end test).
     let uncertainty = FloatBuffer(count: Block.padded)
     let uncertaintyFree = FloatBuffer(count: Block.padded)
+    /// Short averages of |Y|^2, |Y_hat|^2 and Y Y_hat* (capture and linear echo estimate) and their coherence.
+    let coherenceYY = FloatBuffer(count: Block.padded), coherenceEE = FloatBuffer(count: Block.padded)
+    let coherenceRe = FloatBuffer(count: Block.padded), coherenceIm = FloatBuffer(count: Block.padded)
+    let coherence = FloatBuffer(count: Block.padded)
+    /// Echo of the render that has left the main filter's span (the late reverberation it cannot model), per
+    /// bin: a recursive sum decaying as the filter's own last partitions do; and the gain at the span's end.
+    let tail = FloatBuffer(count: Block.padded)
+    let tailGain = FloatBuffer(count: Block.padded)
+    private var tailDecay: Float = 0
+    /// Largest render power over the main filter's partitions, per bin (while the filters have not settled).
+    let renderPeak = FloatBuffer(count: Block.padded)
     let window = FloatBuffer(count: Block.fft)
     let previousCapture = FloatBuffer(count: Block.size)
     let previousLinear = FloatBuffer(count: Block.size)
@@ -65,6 +76,10 @@ struct CancellerCore: ~Copyable {
     /// Main filter: estimated misalignment per coefficient and bin (|H - H_true|^2), the Kalman-like state
     /// that sets its step; the smoothed error power; the filter's own coefficient power.
     let misalignment = FloatBuffer(count: Block.padded)
+    /// The same state for the suppressor's residual: until the filters settle, a small error may only mean the
+    /// echo has not arrived yet (the render in the newest partitions is still on its way to the microphone), so
+    /// the error bound pulls this one down gradually; afterwards it equals `misalignment`.
+    let coldMisalignment = FloatBuffer(count: Block.padded)
     let errorPower = FloatBuffer(count: Block.padded)
     let shadowErrorPower = FloatBuffer(count: Block.padded)
     let coefficientPower = FloatBuffer(count: Block.padded)
@@ -81,6 +96,22 @@ struct CancellerCore: ~Copyable {
     private var smoothedLinearCapture: Float = 0
     private var nonlinearHold = 0
     private var smoothedTopShare: Float = 0
+    /// Render-active blocks the filters have learned from since they last started from nothing (creation or a
+    /// divergence reset; a realignment shifts what they learned along): until `settledBlocks`, their echo
+    /// estimate is rough.
+    private var learnedBlocks = 0
+    static let settledBlocks = 750
+    /// Render-active blocks left in which the estimate counts as rough again after a moved echo path (1 s).
+    private var recoveringBlocks = 0
+    static let recoveryBlocks = 250
+    /// The late-reverberation model is used only when the last quarter of the span holds less than this share
+    /// of the energy of the quarter before it.
+    static let tailMaximumRatio: Float = 0.7
+    /// Per-block floor of the misalignment state under the error bound while the filters have not settled.
+    static let coldCeilingDecay: Float = 0.95
+    /// Until the filters settle, the loudest render partition may carry this multiple of the per-partition gain
+    /// bound (a direct path stronger than an even spread of `maximumPathGain` over the span allows).
+    static let coldPeakGain: Float = 4
     private var previousCaptureEnergy: Float = 0
     /// Smoothed capture and output energy over render-active blocks (ERLE).
     private(set) var erleIn: Float = 0
@@ -105,6 +136,8 @@ struct CancellerCore: ~Copyable {
     static let outputExcess: Float = 2
     /// Partitions whose gradient constraint is applied per block (round robin).
     static let constrainPerBlock = 2
+    /// Per-block smoothing of the capture/echo-estimate coherence (about 20 ms).
+    static let coherenceSmoothing: Float = 0.2
 
     init(mainPartitions: Int, shadowPartitions: Int) {
         self.mainPartitions = mainPartitions
@@ -118,6 +151,7 @@ struct CancellerCore: ~Copyable {
             window[n] = Float(DSPMath.sin(DSPMath.pi * (Double(n) + 0.5) / Double(Block.fft)))
         }
         misalignment.base.update(repeating: 1e3, count: Block.padded)
+        coldMisalignment.base.update(repeating: 1e3, count: Block.padded)
     }
 
     /// Estimated delay in 16 kHz samples, nil before the first lock.
@@ -209,12 +243,18 @@ struct CancellerCore: ~Copyable {
         let realigned = updateAlignment()
         let newest = spectra.advance()
         if realigned {
+            tail.zero()
             for age in 0..<spectra.capacity { computeSpectrum(age: age, slot: spectra.slot(age: age)) }
-            misalignment.base.update(repeating: 1e3, count: Block.padded)
+            resetMisalignment()
         } else {
             // The render power sums move by one spectrum in and one out: the newest slot still holds the
             // spectrum leaving the main filter's span, and the one leaving the shadow's is `shadowPartitions` old.
             let leaving = spectra.power.base + newest * Block.padded
+            let r = SIMD8<Float>(repeating: tailDecay)
+            for v in 0..<Block.vectors {
+                let o = v * 8
+                store8(tail.base, o, r * load8(tail.base, o) + load8(tailGain.base, o) * load8(leaving, o))
+            }
             let leavingShadow = spectra.power.base + spectra.slot(age: shadowPartitions) * Block.padded
             let shadowShorter = shadowPartitions < mainPartitions
             for v in 0..<Block.vectors {
@@ -272,8 +312,9 @@ struct CancellerCore: ~Copyable {
         }
         if !energyMain.isFinite || !energyShadow.isFinite {
             main.reset(); shadow.reset()
-            misalignment.base.update(repeating: 1e3, count: Block.padded)
+            resetMisalignment()
             counters.divergenceResets &+= 1
+            learnedBlocks = 0
             for i in 0..<n { errorMain[i] = y[i]; errorShadow[i] = y[i] }
             energyMain = energyY; energyShadow = energyY
             smoothedMain = smoothedCapture; smoothedShadow = smoothedCapture
@@ -283,6 +324,8 @@ struct CancellerCore: ~Copyable {
         smoothedMain += a * (energyMain - smoothedMain)
         smoothedShadow += a * (energyShadow - smoothedShadow)
         if renderActive {
+            if learnedBlocks < Self.settledBlocks { learnedBlocks &+= 1 }
+            if recoveringBlocks > 0 { recoveringBlocks -= 1 }
             smoothedLinear += 0.005 * (energyMain - smoothedLinear)
             smoothedLinearCapture += 0.005 * (energyY - smoothedLinearCapture)
         }
@@ -311,10 +354,10 @@ struct CancellerCore: ~Copyable {
                 shadowBetter = 0
                 counters.shadowCopies &+= 1
                 // As misaligned as its error allows: the step opens up again.
-                misalignment.base.update(repeating: 1e3, count: Block.padded)
+                resetMisalignment()
             } else if smoothedShadow < 0.85 * smoothedMain {
                 // The shadow is doing better: the main filter is probably misaligned.
-                for k in 0..<Block.bins { misalignment[k] *= 1.05 }
+                for k in 0..<Block.bins { misalignment[k] *= 1.05; coldMisalignment[k] *= 1.05 }
             }
             if smoothedShadow > 2.5 * smoothedMain && smoothedMain < smoothedCapture {
                 shadowWorse += 1
@@ -336,9 +379,10 @@ struct CancellerCore: ~Copyable {
             if diverging >= 125 {
                 main.reset()
                 shadow.reset()
-                misalignment.base.update(repeating: 1e3, count: Block.padded)
+                resetMisalignment()
                 smoothedMain = smoothedCapture
                 diverging = 0
+                learnedBlocks = 0
                 counters.divergenceResets &+= 1
             }
         }
@@ -398,25 +442,53 @@ struct CancellerCore: ~Copyable {
                     lin = lin.replacing(with: s2, where: s2 .> lin)
                 }
                 let half = 0.5 * load8(model.base, o)
-                let pe = lin.replacing(with: half, where: half .> lin)
+                let late = 0.5 * load8(tail.base, o)
+                let pe = lin.replacing(with: half, where: half .> lin) + late
                 store8(echoPower.base, o, pe)
                 store8(linearEcho.base, o, lin)
                 sumY += y2.sum()
                 sumEcho += pe.sum()
             }
+            // Coherence of the capture with the echo estimate (capture minus linear output).
+            let ca = Self.coherenceSmoothing
+            for k in 0..<Block.bins {
+                let yr = captureRe[k], yi = captureIm[k]
+                let er = useCapture ? 0 : yr - linearRe[k], ei = useCapture ? 0 : yi - linearIm[k]
+                coherenceYY[k] += ca * (yr * yr + yi * yi - coherenceYY[k])
+                coherenceEE[k] += ca * (er * er + ei * ei - coherenceEE[k])
+                coherenceRe[k] += ca * (yr * er + yi * ei - coherenceRe[k])
+                coherenceIm[k] += ca * (yi * er - yr * ei - coherenceIm[k])
+                let c2 = coherenceRe[k] * coherenceRe[k] + coherenceIm[k] * coherenceIm[k]
+                let denominator = coherenceYY[k] * coherenceEE[k] + 1e-30
+                coherence[k] = c2 < denominator ? c2 / denominator : 1   // (also 1 when not finite)
+            }
             // The residual echo the main filter's misalignment predicts: while the filter converges (or has
             // fallen behind the shadow filter), its own estimate is too low, and this is what is left.
             let cap = Self.maximumPathGain / Float(mainPartitions)
+            // Until the filters settle, the echo path's gain may sit in one partition (the direct path at a far-end
+            // onset, when only the newest partitions hold render): the bound takes the loudest partition's power.
+            let cold = learnedBlocks < Self.settledBlocks
+            if cold { spectra.powerMax(count: mainPartitions, into: renderPeak.base) }
+            let partitions = Float(mainPartitions)
             for k in 0..<Block.bins {
-                let u = 0.5 * min(misalignment[k], cap) * sumMain[k]
+                let x2 = cold ? max(sumMain[k], Self.coldPeakGain * partitions * renderPeak[k]) : sumMain[k]
+                let u = 0.5 * min(coldMisalignment[k], cap) * x2
                 uncertaintyFree[k] = u
                 uncertainty[k] = min(u, 2 * errorPower[k])
             }
             let mismatch = renderActive && (useCapture || (smoothedMain > 0.5 * smoothedCapture && smoothedShadow < 0.7 * smoothedMain)) && sumEcho > 0.3 * sumY
+            // A mismatch while no pupil has been heard for a while is a moved echo path (double talk starts
+            // with the near-end test firing): the estimate is rough again for a second.
+            if mismatch && suppressor.blocksSinceNear >= ResidualEchoSuppressor.uncertaintyQuiet {
+                recoveringBlocks = Self.recoveryBlocks
+            }
             suppressor.process(SuppressorInput(
                 capture: capturePower.base, outputRe: linearRe.base, outputIm: linearIm.base,
                 linearEcho: linearEcho.base, echo: echoPower.base, model: model.base, uncertainty: uncertainty.base, uncertaintyFree: uncertaintyFree.base, outputIsCapture: useCapture, mismatch: mismatch,
-                renderActive: renderActive, nonlinear: nonlinearHold > 0 || clipped))
+                renderActive: renderActive, nonlinear: nonlinearHold > 0 || clipped, coherence: coherence.base,
+                incoherentShare: learnedBlocks < Self.settledBlocks ? ResidualEchoSuppressor.incoherentShareUnsettled
+                    : (recoveringBlocks > 0 ? ResidualEchoSuppressor.incoherentShareRecovering : ResidualEchoSuppressor.incoherentShare),
+                recovering: recoveringBlocks > 0))
             // The band above 8 kHz (48 kHz mode) has no filter of its own: it is let through in proportion
             // to how little of the top of this band (5-7.5 kHz) is echo, by the linear filter's estimate.
             var topEcho: Float = 0, topCapture: Float = 0
@@ -453,7 +525,7 @@ struct CancellerCore: ~Copyable {
             let measureShadow = converging || block & 3 == 0
             shadow.adapt(spectra, gr: shadowGradRe.base, gi: shadowGradIm.base, measure: measureShadow)
             shadow.constrain(count: Self.constrainPerBlock, fft: fft, scratch: time.base)
-            if measureMain { main.weightsFromEnergies() }
+            if measureMain { main.weightsFromEnergies(); updateTailModel() }
             if measureShadow { shadow.weightsFromEnergies() }
         }
 
@@ -488,8 +560,45 @@ struct CancellerCore: ~Copyable {
     /// slow the filter down instead of pulling it away, while a misaligned filter adapts at full speed. The
     /// misalignment shrinks with each update, leaks back up slowly (echo paths move) and never exceeds
     /// what the error power allows.
+    /// The late-reverberation model from the main filter's last partitions: their energy decay per partition
+    /// (fitted over the last two quarters of the span, only where it does decay) and the per-bin gain of the
+    /// last four partitions, continued one partition beyond the span.
+    private mutating func updateTailModel() {
+        let q = mainPartitions / 4
+        guard q >= 4 else { return }
+        var third: Float = 0, fourth: Float = 0
+        for p in (mainPartitions - 2 * q)..<(mainPartitions - q) { third += main.energies[p] }
+        for p in (mainPartitions - q)..<mainPartitions { fourth += main.energies[p] }
+        var total: Float = 0
+        for p in 0..<mainPartitions { total += main.energies[p] }
+        // A tail that does not decay is adaptation noise, not reverberation; nor is one below 1e-4 of the path.
+        guard third > 0, fourth < Self.tailMaximumRatio * third, fourth > 1e-4 * total else {
+            tailDecay = 0
+            tailGain.zero()
+            return
+        }
+        let r = DSPMath.exp(DSPMath.log(Double(fourth / third)) / Double(q))
+        tailDecay = Float(r)
+        let last = mainPartitions - 4
+        for k in 0..<Block.bins {
+            var g: Float = 0
+            for p in last..<mainPartitions {
+                let o = p * Block.padded + k
+                g += main.re[o] * main.re[o] + main.im[o] * main.im[o]
+            }
+            tailGain[k] = 0.25 * g * tailDecay * tailDecay * tailDecay
+        }
+    }
+
+    /// Both misalignment states back to "knows nothing".
+    private func resetMisalignment() {
+        misalignment.base.update(repeating: 1e3, count: Block.padded)
+        coldMisalignment.base.update(repeating: 1e3, count: Block.padded)
+    }
+
     private mutating func adaptMain() {
         let partitions = Float(mainPartitions)
+        let cold = learnedBlocks < Self.settledBlocks
         let delta: Float = 1e-8 * Float(Block.fft * mainPartitions)
         for k in 0..<Block.bins {
             let x2 = sumMain[k]
@@ -506,9 +615,16 @@ struct CancellerCore: ~Copyable {
             let g = alpha / (weightedMain[k] + delta + 2 * partitions * ep / Self.maximumPathGain)
             gradRe[k] = er * g
             gradIm[k] = ei * g
-            h *= 1 - alpha * (2 - alpha) / partitions
-            h += Self.leak * coefficientPower[k] / partitions
+            let shrink = 1 - alpha * (2 - alpha) / partitions, rise = Self.leak * coefficientPower[k] / partitions
+            h = h * shrink + rise
             misalignment[k] = h
+            if cold {
+                var hc = coldMisalignment[k]
+                if hc > ceiling { hc = max(ceiling, Self.coldCeilingDecay * hc) }
+                coldMisalignment[k] = hc * shrink + rise
+            } else {
+                coldMisalignment[k] = h
+            }
         }
         for k in Block.bins..<Block.padded { gradRe[k] = 0; gradIm[k] = 0 }
     }

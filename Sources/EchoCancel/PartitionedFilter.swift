@@ -58,6 +58,18 @@ struct SpectraRing: ~Copyable {
     func clear() { re.zero(); im.zero(); power.zero() }
 
     /// Sum of the powers of the newest `count` spectra into `out` (72 bins).
+    /// Per bin, the largest render power of the newest `count` spectra.
+    func powerMax(count: Int, into out: UnsafeMutablePointer<Float>) {
+        for v in 0..<Block.vectors {
+            var acc = SIMD8<Float>()
+            for p in 0..<count {
+                let x = load8(power.base, p * Block.padded + v * 8)
+                acc.replace(with: x, where: x .> acc)
+            }
+            store8(out, v * 8, acc)
+        }
+    }
+
     func powerSum(count: Int, into out: UnsafeMutablePointer<Float>) {
         for v in 0..<Block.vectors {
             var acc = SIMD8<Float>()

@@ -6,6 +6,9 @@
 // Outside blocks with near-end excess (capture well above what echo and noise explain, held 160 ms), a bin the
 // echo estimate explains is taken as all residual echo and suppressed to the comfort-noise floor: this is
 // where most of the suppression in far-end single talk comes from, and it never applies while a pupil talks.
+// The near-end test also asks the capture's coherence with the echo estimate: a pupil's voice is incoherent
+// with it, the residual of a filter that is still converging mostly is not, so a rough early estimate no
+// longer passes for a pupil (which had let the echo through for the first seconds of a lesson).
 // While the main filter converges (or lags its shadow after a path change) its estimate is too low; the
 // residual its misalignment state predicts (0.5 h |X|^2, bounded by the error power) then sets a floor on the
 // residual, once the near-end test has been quiet for 320 ms, so not in the gaps between a pupil's words.
@@ -35,6 +38,13 @@ struct SuppressorInput {
     var renderActive: Bool
     /// Raise the residual floor (clipping or a nonlinear loudspeaker).
     var nonlinear: Bool
+    /// Magnitude-squared coherence of the capture and the linear echo estimate per bin (short average).
+    var coherence: UnsafeMutablePointer<Float>
+    /// The share of the capture that must be incoherent with the echo estimate for the near-end test: larger
+    /// while the filters have not settled (their estimate is rough), see `incoherentShare`.
+    var incoherentShare: Float
+    /// The echo path moved a moment ago (the filters are re-converging).
+    var recovering: Bool
 }
 
 /// Residual-echo suppression with comfort noise on windowed spectra.
@@ -66,8 +76,18 @@ struct ResidualEchoSuppressor: ~Copyable {
     static let nearExcess: Float = 2
     /// A bin whose capture is below this multiple of the echo estimate is explained by the echo.
     static let echoDominance: Float = 2
+    /// The same once the near-end test has been quiet for `uncertaintyQuiet` blocks.
+    static let quietEchoDominance: Float = 4
     /// A block whose capture exceeds this multiple of what echo and noise explain holds near-end speech...
     static let nearFrameExcess: Float = 1.5
+    /// ...and only when at least this share of the capture is incoherent with the echo estimate (more while
+    /// the filters have not settled: their estimate is rough)...
+    static let incoherentShare: Float = 0.1
+    static let incoherentShareUnsettled: Float = 0.5
+    /// ...and for a second after a moved echo path.
+    static let incoherentShareRecovering: Float = 0.35
+    /// ...beyond this multiple of the noise floor.
+    static let noiseMargin: Float = 2
     /// ...and keeps the near-end protection for this many blocks (160 ms).
     static let nearHoldBlocks = 40
     /// A bin whose linear output is this far above the residual echo the leak predicts may hold a pupil
@@ -87,10 +107,12 @@ struct ResidualEchoSuppressor: ~Copyable {
     private var blocks = 0
     /// Blocks since the near-end test last fired.
     private var sinceNear = 0
+    var blocksSinceNear: Int { sinceNear }
     /// Blocks left in which the frame counts as holding near-end speech.
     private var nearHold = 0
-    /// Over-subtraction of the residual estimate.
+    /// Over-subtraction of the residual estimate (outside near-end blocks; inside them, `nearOverSubtraction`).
     var overSubtraction: Float = 2.0
+    static let nearOverSubtraction: Float = 0.6
     /// Near-end and echo energy of the last block (for the double-talk flag).
     private(set) var nearEnergy: Float = 0
     private(set) var echoEnergy: Float = 0
@@ -185,14 +207,22 @@ struct ResidualEchoSuppressor: ~Copyable {
         var sumCapture: Float = 0, sumExplained: Float = 0, sumModel: Float = 0, sumOutput: Float = 0
         for k in 2..<Block.bins {
             sumCapture += input.capture[k]
-            sumExplained += input.echo[k] + noiseFloor[k] + Self.uncertaintyExplains * input.uncertaintyFree[k]
-            sumModel += max(input.echo[k], input.model[k]) + noiseFloor[k]
+            sumExplained += input.echo[k] + Self.noiseMargin * noiseFloor[k] + Self.uncertaintyExplains * input.uncertaintyFree[k]
+            sumModel += max(input.echo[k], input.model[k]) + Self.noiseMargin * noiseFloor[k] + Self.uncertaintyExplains * input.uncertaintyFree[k]
             sumOutput += input.outputRe[k] * input.outputRe[k] + input.outputIm[k] * input.outputIm[k]
         }
         // Where the linear filter is not cancelling (after a path change), the echo model's level is the
         // better measure of what echo alone would bring.
         if sumOutput > 0.5 * sumCapture { sumExplained = sumModel }
-        if sumCapture > Self.nearFrameExcess * sumExplained {
+        // The capture's share the echo estimate cannot explain by coherence (what is uncorrelated with it):
+        // a pupil's voice is, residual echo of a filter that has not converged yet mostly is not.
+        var sumIncoherent: Float = 0
+        for k in 2..<Block.bins {
+            sumIncoherent += max((1 - input.coherence[k]) * input.capture[k] - Self.noiseMargin * noiseFloor[k], 0)
+        }
+        let incoherent = input.outputIsCapture
+            || sumIncoherent > input.incoherentShare * sumCapture
+        if sumCapture > Self.nearFrameExcess * sumExplained && incoherent {
             nearHold = Self.nearHoldBlocks
             sinceNear = 0
         } else {
@@ -221,10 +251,19 @@ struct ResidualEchoSuppressor: ~Copyable {
             var res = share * pe
             // A bin the echo estimate explains (the capture is not above it): what the linear output holds
             // there is residual echo, not a pupil.
-            if echoOnly && input.capture[k] < Self.echoDominance * pe && l2 < Self.residualExcess * (res + nf) { res = max(res, Self.dominantShare * min(l2, pe)) }
-            if echoOnly && sinceNear >= Self.uncertaintyQuiet { res = max(res, Self.uncertaintyResidual * input.uncertainty[k]) }
+            let quiet = sinceNear >= Self.uncertaintyQuiet
+            if echoOnly && input.capture[k] < (quiet ? Self.quietEchoDominance : Self.echoDominance) * pe && l2 < Self.residualExcess * (res + nf) {
+                res = max(res, Self.dominantShare * min(l2, quiet ? Self.quietEchoDominance * pe : pe))
+            }
+            if echoOnly && sinceNear >= Self.uncertaintyQuiet {
+                res = max(res, Self.uncertaintyResidual * input.uncertainty[k])
+                // Just after a moved echo path every bin's estimate is wrong: with no pupil heard, all of it is echo.
+                if input.recovering && input.capture[k] < Self.quietEchoDominance * max(pe, input.model[k]) { res = max(res, l2) }
+            }
             residual[k] = res
-            let rEff = over * res
+            // Inside near-end blocks the residual is subtracted once, not twice: a pupil's voice keeps more of
+            // its bins (the residual echo left in them costs PESQ less than the holes would).
+            let rEff = (echoOnly ? over : Self.nearOverSubtraction) * res
             let near = max(l2 - rEff, 0)
             var g = near / (near + rEff + 1e-20)
             let prev = gains[k]
