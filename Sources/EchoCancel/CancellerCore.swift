@@ -488,7 +488,7 @@ struct CancellerCore: ~Copyable {
                 renderActive: renderActive, nonlinear: nonlinearHold > 0 || clipped, coherence: coherence.base,
                 incoherentShare: learnedBlocks < Self.settledBlocks ? ResidualEchoSuppressor.incoherentShareUnsettled
                     : (recoveringBlocks > 0 ? ResidualEchoSuppressor.incoherentShareRecovering : ResidualEchoSuppressor.incoherentShare),
-                recovering: recoveringBlocks > 0))
+                recovering: recoveringBlocks > 0, settled: learnedBlocks >= Self.settledBlocks))
             // The band above 8 kHz (48 kHz mode) has no filter of its own: it is let through in proportion
             // to how little of the top of this band (5-7.5 kHz) is echo, by the linear filter's estimate.
             var topEcho: Float = 0, topCapture: Float = 0

@@ -45,6 +45,8 @@ struct SuppressorInput {
     var incoherentShare: Float
     /// The echo path moved a moment ago (the filters are re-converging).
     var recovering: Bool
+    /// The filters have learned from enough far-end speech since they last started from nothing.
+    var settled: Bool
 }
 
 /// Residual-echo suppression with comfort noise on windowed spectra.
@@ -100,6 +102,8 @@ struct ResidualEchoSuppressor: ~Copyable {
     static let uncertaintyResidual: Float = 4
     /// ...once the near-end test has been quiet this many blocks (320 ms: not between a pupil's words).
     static let uncertaintyQuiet = 80
+    /// ...or this many (100 ms) while the filters have not settled.
+    static let unsettledQuiet = 25
     /// Share of the linear output taken as residual echo in an echo-explained bin outside near-end blocks.
     static let dominantShare: Float = 1
     private var variance: SIMD4<Float> = SIMD4(repeating: 1)
@@ -232,6 +236,8 @@ struct ResidualEchoSuppressor: ~Copyable {
         let echoOnly = input.renderActive && nearHold == 0
 
         var nearSum: Float = 0, echoSum: Float = 0, noiseSum: Float = 0
+        // Until the filters settle a near-end detection is more often their rough estimate than a pupil.
+        let quietBlocks = input.settled ? Self.uncertaintyQuiet : Self.unsettledQuiet
         for k in 0..<Block.bins {
             let lr = input.outputRe[k], li = input.outputIm[k]
             let l2 = lr * lr + li * li
@@ -251,11 +257,11 @@ struct ResidualEchoSuppressor: ~Copyable {
             var res = share * pe
             // A bin the echo estimate explains (the capture is not above it): what the linear output holds
             // there is residual echo, not a pupil.
-            let quiet = sinceNear >= Self.uncertaintyQuiet
+            let quiet = sinceNear >= quietBlocks
             if echoOnly && input.capture[k] < (quiet ? Self.quietEchoDominance : Self.echoDominance) * pe && l2 < Self.residualExcess * (res + nf) {
                 res = max(res, Self.dominantShare * min(l2, quiet ? Self.quietEchoDominance * pe : pe))
             }
-            if echoOnly && sinceNear >= Self.uncertaintyQuiet {
+            if echoOnly && quiet {
                 res = max(res, Self.uncertaintyResidual * input.uncertainty[k])
                 // Just after a moved echo path every bin's estimate is wrong: with no pupil heard, all of it is echo.
                 if input.recovering && input.capture[k] < Self.quietEchoDominance * max(pe, input.model[k]) { res = max(res, l2) }
