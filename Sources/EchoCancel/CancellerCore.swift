@@ -450,17 +450,25 @@ struct CancellerCore: ~Copyable {
                 sumEcho += pe.sum()
             }
             // Coherence of the capture with the echo estimate (capture minus linear output).
-            let ca = Self.coherenceSmoothing
-            for k in 0..<Block.bins {
-                let yr = captureRe[k], yi = captureIm[k]
-                let er = useCapture ? 0 : yr - linearRe[k], ei = useCapture ? 0 : yi - linearIm[k]
-                coherenceYY[k] += ca * (yr * yr + yi * yi - coherenceYY[k])
-                coherenceEE[k] += ca * (er * er + ei * ei - coherenceEE[k])
-                coherenceRe[k] += ca * (yr * er + yi * ei - coherenceRe[k])
-                coherenceIm[k] += ca * (yi * er - yr * ei - coherenceIm[k])
-                let c2 = coherenceRe[k] * coherenceRe[k] + coherenceIm[k] * coherenceIm[k]
-                let denominator = coherenceYY[k] * coherenceEE[k] + 1e-30
-                coherence[k] = c2 < denominator ? c2 / denominator : 1   // (also 1 when not finite)
+            let ca = SIMD8<Float>(repeating: Self.coherenceSmoothing)
+            let estimated = SIMD8<Float>(repeating: useCapture ? 0 : 1)
+            let one = SIMD8<Float>(repeating: 1), tiny = SIMD8<Float>(repeating: 1e-30)
+            for v in 0..<Block.vectors {
+                let o = v * 8
+                let yr = load8(captureRe.base, o), yi = load8(captureIm.base, o)
+                let er = estimated * (yr - load8(linearRe.base, o)), ei = estimated * (yi - load8(linearIm.base, o))
+                var syy = load8(coherenceYY.base, o), see = load8(coherenceEE.base, o)
+                var sre = load8(coherenceRe.base, o), sim = load8(coherenceIm.base, o)
+                syy += ca * (yr * yr + yi * yi - syy)
+                see += ca * (er * er + ei * ei - see)
+                sre += ca * (yr * er + yi * ei - sre)
+                sim += ca * (yi * er - yr * ei - sim)
+                store8(coherenceYY.base, o, syy); store8(coherenceEE.base, o, see)
+                store8(coherenceRe.base, o, sre); store8(coherenceIm.base, o, sim)
+                let c2 = sre * sre + sim * sim
+                let denominator = syy * see + tiny
+                // (1 where the ratio would exceed 1 or is not finite)
+                store8(coherence.base, o, (c2 / denominator).replacing(with: one, where: .!(c2 .< denominator)))
             }
             // The residual echo the main filter's misalignment predicts: while the filter converges (or has
             // fallen behind the shadow filter), its own estimate is too low, and this is what is left.

@@ -209,7 +209,11 @@ struct ResidualEchoSuppressor: ~Copyable {
 
         // Frame-level near-end test: the capture well above what the echo estimate and the noise explain.
         var sumCapture: Float = 0, sumExplained: Float = 0, sumModel: Float = 0, sumOutput: Float = 0
+        // The capture's share the echo estimate cannot explain by coherence (what is uncorrelated with it):
+        // a pupil's voice is, residual echo of a filter that has not converged yet mostly is not.
+        var sumIncoherent: Float = 0
         for k in 2..<Block.bins {
+            sumIncoherent += max((1 - input.coherence[k]) * input.capture[k] - Self.noiseMargin * noiseFloor[k], 0)
             sumCapture += input.capture[k]
             sumExplained += input.echo[k] + Self.noiseMargin * noiseFloor[k] + Self.uncertaintyExplains * input.uncertaintyFree[k]
             sumModel += max(input.echo[k], input.model[k]) + Self.noiseMargin * noiseFloor[k] + Self.uncertaintyExplains * input.uncertaintyFree[k]
@@ -218,12 +222,6 @@ struct ResidualEchoSuppressor: ~Copyable {
         // Where the linear filter is not cancelling (after a path change), the echo model's level is the
         // better measure of what echo alone would bring.
         if sumOutput > 0.5 * sumCapture { sumExplained = sumModel }
-        // The capture's share the echo estimate cannot explain by coherence (what is uncorrelated with it):
-        // a pupil's voice is, residual echo of a filter that has not converged yet mostly is not.
-        var sumIncoherent: Float = 0
-        for k in 2..<Block.bins {
-            sumIncoherent += max((1 - input.coherence[k]) * input.capture[k] - Self.noiseMargin * noiseFloor[k], 0)
-        }
         let incoherent = input.outputIsCapture
             || sumIncoherent > input.incoherentShare * sumCapture
         if sumCapture > Self.nearFrameExcess * sumExplained && incoherent {
