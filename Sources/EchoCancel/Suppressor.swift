@@ -117,6 +117,8 @@ struct ResidualEchoSuppressor: ~Copyable {
     /// Over-subtraction of the residual estimate (outside near-end blocks; inside them, `nearOverSubtraction`).
     var overSubtraction: Float = 2.0
     static let nearOverSubtraction: Float = 0.6
+    /// Inside near-end blocks the gain moves this share of the way to its new value per block, both ways.
+    static let nearGainSmoothing: Float = 0.3
     /// Near-end and echo energy of the last block (for the double-talk flag).
     private(set) var nearEnergy: Float = 0
     private(set) var echoEnergy: Float = 0
@@ -265,13 +267,14 @@ struct ResidualEchoSuppressor: ~Copyable {
                 if input.recovering && input.capture[k] < Self.quietEchoDominance * max(pe, input.model[k]) { res = max(res, l2) }
             }
             residual[k] = res
-            // Inside near-end blocks the residual is subtracted once, not twice: a pupil's voice keeps more of
-            // its bins (the residual echo left in them costs PESQ less than the holes would).
+            // Inside near-end blocks 0.6 of the residual is subtracted, not twice it, and the gain moves smoothly
+            // both ways: a pupil's voice keeps its bins (the residual echo left in them costs PESQ less than
+            // holes and a fluttering gain would).
             let rEff = (echoOnly ? over : Self.nearOverSubtraction) * res
             let near = max(l2 - rEff, 0)
             var g = near / (near + rEff + 1e-20)
             let prev = gains[k]
-            if g > prev { g = prev + 0.5 * (g - prev) }
+            if !echoOnly { g = prev + Self.nearGainSmoothing * (g - prev) } else if g > prev { g = prev + 0.5 * (g - prev) }
             gains[k] = g
             nearSum += max(l2 - res - 2 * nf, 0)
             echoSum += pe
