@@ -42,6 +42,28 @@ struct CancellerTests {
         #expect(stats.delayMilliseconds.map { abs($0 - 100) < 10 } == true, "delay \(String(describing: stats.delayMilliseconds))")
     }
 
+    @Test("a far end that starts after the pupils have talked is cancelled from its first second, and they are kept")
+    func lateOnset() throws {
+        // Pupils talk for 3 s while the far end is silent; the far end starts at 4 s, its echo 100 ms later.
+        let rate = 16000, n = rate * 8, onset = rate * 4
+        let speech = TestSignals.speechLike(count: n, level: 0.1, seed: 71, rate: rate)
+        let far = (0..<n).map { $0 >= onset ? speech[$0] : 0 }
+        let h = TestSignals.room(length: rate / 5, delay: 1600, rt60Samples: rate / 4, gain: 0.5, seed: 72)
+        let echo = TestSignals.convolve(far, h)
+        let talk = TestSignals.speechLike(count: n, level: 0.05, seed: 73, rate: rate)
+        let near = (0..<n).map { $0 < rate * 3 ? talk[$0] : 0 }
+        let noise = TestSignals.noise(count: n, level: 3e-4, seed: 74)
+        let mic = (0..<n).map { echo[$0] + near[$0] + noise[$0] }
+        var aec = try EchoCanceller(EchoCancellerConfiguration(sampleRate: rate))
+        let out = runCanceller(&aec, far: far, mic: mic)
+        let lat = aec.latencySamples
+        let firstSecond = Self.erle(mic, out, onset + 1600..<onset + 1600 + rate, latency: lat)
+        let shifted = Array(out[lat...]) + [Float](repeating: 0, count: lat)
+        let pupils = TestSignals.loss(of: near, in: shifted, range: rate / 2..<rate * 3)
+        #expect(firstSecond > 15, "ERLE in the first second of the far end's echo: \(firstSecond) dB")
+        #expect(pupils < 1, "the pupils before the far end started lost \(pupils) dB")
+    }
+
     @Test("render running ahead or behind by several frames changes nothing that matters")
     func unevenRender() throws {
         let s = Scene.make()
