@@ -11,7 +11,8 @@
 // longer passes for a pupil (which had let the echo through for the first seconds of a lesson).
 // While the main filter converges (or lags its shadow after a path change) its estimate is too low; the
 // residual its misalignment state predicts (0.5 h |X|^2, bounded by the error power) then sets a floor on the
-// residual, once the near-end test has been quiet for 320 ms, so not in the gaps between a pupil's words.
+// residual, once the near-end test has been quiet for 320 ms, so not in the gaps between a pupil's words (100 ms
+// until the filters have learned from 3 s of far-end speech: a detection then is mostly their rough estimate).
 
 /// Per-block inputs of the suppressor (all spectra 72 padded bins, windowed-frame scale).
 struct SuppressorInput {
@@ -41,7 +42,7 @@ struct SuppressorInput {
     /// Magnitude-squared coherence of the capture and the linear echo estimate per bin (short average).
     var coherence: UnsafeMutablePointer<Float>
     /// The share of the capture that must be incoherent with the echo estimate for the near-end test: larger
-    /// while the filters have not settled (their estimate is rough), see `incoherentShare`.
+    /// while the filters have not settled (their estimate is rough); see `ResidualEchoSuppressor.incoherentShare`.
     var incoherentShare: Float
     /// The echo path moved a moment ago (the filters are re-converging).
     var recovering: Bool
@@ -111,11 +112,13 @@ struct ResidualEchoSuppressor: ~Copyable {
     private var blocks = 0
     /// Blocks since the near-end test last fired.
     private var sinceNear = 0
+    /// Blocks since the near-end test last fired (the core asks it before taking a mismatch for a moved path).
     var blocksSinceNear: Int { sinceNear }
     /// Blocks left in which the frame counts as holding near-end speech.
     private var nearHold = 0
     /// Over-subtraction of the residual estimate (outside near-end blocks; inside them, `nearOverSubtraction`).
     var overSubtraction: Float = 2.0
+    /// Over-subtraction inside near-end blocks.
     static let nearOverSubtraction: Float = 0.6
     /// Inside near-end blocks the gain moves this share of the way to its new value per block, both ways.
     static let nearGainSmoothing: Float = 0.3
