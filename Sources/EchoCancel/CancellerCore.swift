@@ -101,6 +101,7 @@ struct CancellerCore: ~Copyable {
     /// estimate is rough.
     private var learnedBlocks = 0
     static let settledBlocks = 750
+    private var settled: Bool { learnedBlocks >= Self.settledBlocks }
     /// Render-active blocks left in which the estimate counts as rough again after a moved echo path (1 s).
     private var recoveringBlocks = 0
     static let recoveryBlocks = 250
@@ -311,10 +312,7 @@ struct CancellerCore: ~Copyable {
             energyShadow += e * e
         }
         if !energyMain.isFinite || !energyShadow.isFinite {
-            main.reset(); shadow.reset()
-            resetMisalignment()
-            counters.divergenceResets &+= 1
-            learnedBlocks = 0
+            startOver()
             for i in 0..<n { errorMain[i] = y[i]; errorShadow[i] = y[i] }
             energyMain = energyY; energyShadow = energyY
             smoothedMain = smoothedCapture; smoothedShadow = smoothedCapture
@@ -377,13 +375,9 @@ struct CancellerCore: ~Copyable {
                 diverging = 0
             }
             if diverging >= 125 {
-                main.reset()
-                shadow.reset()
-                resetMisalignment()
+                startOver()
                 smoothedMain = smoothedCapture
                 diverging = 0
-                learnedBlocks = 0
-                counters.divergenceResets &+= 1
             }
         }
 
@@ -475,8 +469,8 @@ struct CancellerCore: ~Copyable {
             let cap = Self.maximumPathGain / Float(mainPartitions)
             // Until the filters settle, the echo path's gain may sit in one partition (the direct path at a far-end
             // onset, when only the newest partitions hold render): the bound takes the loudest partition's power.
-            let cold = learnedBlocks < Self.settledBlocks
-            if cold { spectra.powerMax(count: mainPartitions, into: renderPeak.base) }
+            let cold = !settled
+            if cold { spectra.powerMax(into: renderPeak.base) }
             let partitions = Float(mainPartitions)
             for k in 0..<Block.bins {
                 let x2 = cold ? max(sumMain[k], Self.coldPeakGain * partitions * renderPeak[k]) : sumMain[k]
@@ -494,9 +488,7 @@ struct CancellerCore: ~Copyable {
                 capture: capturePower.base, outputRe: linearRe.base, outputIm: linearIm.base,
                 linearEcho: linearEcho.base, echo: echoPower.base, model: model.base, uncertainty: uncertainty.base, uncertaintyFree: uncertaintyFree.base, outputIsCapture: useCapture, mismatch: mismatch,
                 renderActive: renderActive, nonlinear: nonlinearHold > 0 || clipped, coherence: coherence.base,
-                incoherentShare: learnedBlocks < Self.settledBlocks ? ResidualEchoSuppressor.incoherentShareUnsettled
-                    : (recoveringBlocks > 0 ? ResidualEchoSuppressor.incoherentShareRecovering : ResidualEchoSuppressor.incoherentShare),
-                recovering: recoveringBlocks > 0, settled: learnedBlocks >= Self.settledBlocks))
+                recovering: recoveringBlocks > 0, settled: settled))
             // The band above 8 kHz (48 kHz mode) has no filter of its own: it is let through in proportion
             // to how little of the top of this band (5-7.5 kHz) is echo, by the linear filter's estimate.
             var topEcho: Float = 0, topCapture: Float = 0
@@ -562,12 +554,6 @@ struct CancellerCore: ~Copyable {
         block &+= 1
     }
 
-    /// The main filter's gradient, scaled in place (gradRe/gradIm hold its error spectrum): a Kalman-like
-    /// per-bin step. The expected residual echo is misalignment x render power; the step follows (4x) the share of the
-    /// error that residual echo explains, so near-end speech and noise (which the residual cannot explain)
-    /// slow the filter down instead of pulling it away, while a misaligned filter adapts at full speed. The
-    /// misalignment shrinks with each update, leaks back up slowly (echo paths move) and never exceeds
-    /// what the error power allows.
     /// The late-reverberation model from the main filter's last partitions: their energy decay per partition
     /// (fitted over the last two quarters of the span, only where it does decay) and the per-bin gain of the
     /// last four partitions, continued one partition beyond the span.
@@ -598,15 +584,33 @@ struct CancellerCore: ~Copyable {
         }
     }
 
+    /// After a divergence: both filters, their misalignment and the late-reverberation model from nothing.
+    private mutating func startOver() {
+        main.reset()
+        shadow.reset()
+        resetMisalignment()
+        tail.zero()
+        tailGain.zero()
+        tailDecay = 0
+        learnedBlocks = 0
+        counters.divergenceResets &+= 1
+    }
+
     /// Both misalignment states back to "knows nothing".
     private func resetMisalignment() {
         misalignment.base.update(repeating: 1e3, count: Block.padded)
         coldMisalignment.base.update(repeating: 1e3, count: Block.padded)
     }
 
+    /// The main filter's gradient, scaled in place (gradRe/gradIm hold its error spectrum): a Kalman-like
+    /// per-bin step. The expected residual echo is misalignment x render power; the step follows (4x) the share of the
+    /// error that residual echo explains, so near-end speech and noise (which the residual cannot explain)
+    /// slow the filter down instead of pulling it away, while a misaligned filter adapts at full speed. The
+    /// misalignment shrinks with each update, leaks back up slowly (echo paths move) and never exceeds
+    /// what the error power allows.
     private mutating func adaptMain() {
         let partitions = Float(mainPartitions)
-        let cold = learnedBlocks < Self.settledBlocks
+        let cold = !settled
         let delta: Float = 1e-8 * Float(Block.fft * mainPartitions)
         for k in 0..<Block.bins {
             let x2 = sumMain[k]

@@ -57,12 +57,11 @@ struct SpectraRing: ~Copyable {
 
     func clear() { re.zero(); im.zero(); power.zero() }
 
-    /// Sum of the powers of the newest `count` spectra into `out` (72 bins).
-    /// Per bin, the largest render power of the newest `count` spectra.
-    func powerMax(count: Int, into out: UnsafeMutablePointer<Float>) {
+    /// Per bin, the largest power of all the spectra the ring holds, into `out` (72 bins).
+    func powerMax(into out: UnsafeMutablePointer<Float>) {
         for v in 0..<Block.vectors {
             var acc = SIMD8<Float>()
-            for p in 0..<count {
+            for p in 0..<capacity {
                 let x = load8(power.base, p * Block.padded + v * 8)
                 acc.replace(with: x, where: x .> acc)
             }
@@ -70,6 +69,7 @@ struct SpectraRing: ~Copyable {
         }
     }
 
+    /// Sum of the powers of the newest `count` spectra into `out` (72 bins).
     func powerSum(count: Int, into out: UnsafeMutablePointer<Float>) {
         for v in 0..<Block.vectors {
             var acc = SIMD8<Float>()

@@ -41,9 +41,6 @@ struct SuppressorInput {
     var nonlinear: Bool
     /// Magnitude-squared coherence of the capture and the linear echo estimate per bin (short average).
     var coherence: UnsafeMutablePointer<Float>
-    /// The share of the capture that must be incoherent with the echo estimate for the near-end test: larger
-    /// while the filters have not settled (their estimate is rough); see `ResidualEchoSuppressor.incoherentShare`.
-    var incoherentShare: Float
     /// The echo path moved a moment ago (the filters are re-converging).
     var recovering: Bool
     /// The filters have learned from enough far-end speech since they last started from nothing.
@@ -227,8 +224,9 @@ struct ResidualEchoSuppressor: ~Copyable {
         // Where the linear filter is not cancelling (after a path change), the echo model's level is the
         // better measure of what echo alone would bring.
         if sumOutput > 0.5 * sumCapture { sumExplained = sumModel }
-        let incoherent = input.outputIsCapture
-            || sumIncoherent > input.incoherentShare * sumCapture
+        let share = !input.settled ? Self.incoherentShareUnsettled
+            : (input.recovering ? Self.incoherentShareRecovering : Self.incoherentShare)
+        let incoherent = input.outputIsCapture || sumIncoherent > share * sumCapture
         if sumCapture > Self.nearFrameExcess * sumExplained && incoherent {
             nearHold = Self.nearHoldBlocks
             sinceNear = 0
