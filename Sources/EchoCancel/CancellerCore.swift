@@ -488,7 +488,7 @@ struct CancellerCore: ~Copyable {
                 capture: capturePower.base, outputRe: linearRe.base, outputIm: linearIm.base,
                 linearEcho: linearEcho.base, echo: echoPower.base, model: model.base, uncertainty: uncertainty.base, uncertaintyFree: uncertaintyFree.base, outputIsCapture: useCapture, mismatch: mismatch,
                 renderActive: renderActive, nonlinear: nonlinearHold > 0 || clipped, coherence: coherence.base,
-                recovering: recoveringBlocks > 0, settled: settled))
+                recovering: recoveringBlocks > 0, settled: settled, shadowAhead: shadowAhead))
             // The band above 8 kHz (48 kHz mode) has no filter of its own: it is let through in proportion
             // to how little of the top of this band (5-7.5 kHz) is echo, by the linear filter's estimate.
             var topEcho: Float = 0, topCapture: Float = 0

@@ -9,6 +9,9 @@
 // The near-end test also asks the capture's coherence with the echo estimate: a pupil's voice is incoherent
 // with it, the residual of a filter that is still converging mostly is not, so a rough early estimate no
 // longer passes for a pupil (which had let the echo through for the first seconds of a lesson).
+// A block also counts as near-end when the linear output stays six times above the residual the filters
+// should leave (once they are trusted): a pupil under the teacher's echo hardly raises the capture over the
+// echo estimate, but raises the output many times over its residual.
 // While the main filter converges (or lags its shadow after a path change) its estimate is too low; the
 // residual its misalignment state predicts (0.5 h |X|^2, bounded by the error power) then sets a floor on the
 // residual, once the near-end test has been quiet for 320 ms, so not in the gaps between a pupil's words (100 ms
@@ -45,6 +48,8 @@ struct SuppressorInput {
     var recovering: Bool
     /// The filters have learned from enough far-end speech since they last started from nothing.
     var settled: Bool
+    /// The shadow filter is cancelling clearly better than the main one (a path change it already followed).
+    var shadowAhead: Bool
 }
 
 /// Residual-echo suppression with comfort noise on windowed spectra.
@@ -80,6 +85,11 @@ struct ResidualEchoSuppressor: ~Copyable {
     static let quietEchoDominance: Float = 4
     /// A block whose capture exceeds this multiple of what echo and noise explain holds near-end speech...
     static let nearFrameExcess: Float = 1.5
+    /// ...or, once the filters are trusted (settled, no moved path, the main filter not behind the shadow), whose
+    /// linear output exceeds this multiple of the residual the leak regression predicts (plus noise and the
+    /// misalignment's residual) for `outputRunBlocks` blocks in a row...
+    static let nearOutputExcess: Float = 6
+    static let outputRunBlocks = 3
     /// ...and only when at least this share of the capture is incoherent with the echo estimate (more while
     /// the filters have not settled: their estimate is rough)...
     static let incoherentShare: Float = 0.1
@@ -107,6 +117,8 @@ struct ResidualEchoSuppressor: ~Copyable {
     private var variance: SIMD4<Float> = SIMD4(repeating: 1)
     private var noise = NoiseGenerator(seed: 0x1234_5678)
     private var blocks = 0
+    /// Blocks in a row whose linear output exceeded `nearOutputExcess` x the predicted residual.
+    private var outputRun = 0
     /// Blocks since the near-end test last fired.
     private var sinceNear = 0
     /// Blocks since the near-end test last fired (the core asks it before taking a mismatch for a moved path).
@@ -221,13 +233,31 @@ struct ResidualEchoSuppressor: ~Copyable {
             sumModel += max(input.echo[k], input.model[k]) + Self.noiseMargin * noiseFloor[k] + Self.uncertaintyExplains * input.uncertaintyFree[k]
             sumOutput += input.outputRe[k] * input.outputRe[k] + input.outputIm[k] * input.outputIm[k]
         }
+        // The residual the linear output should hold if it held only echo: the leak regression's share of the echo
+        // estimate (band by band), the noise and the misalignment's residual.
+        var sumPredicted = sumExplained
+        for b in 0..<3 {
+            let lower = b == 0 ? 2 : (b == 1 ? Self.bandEdges.1 : Self.bandEdges.2)
+            let upper = b == 0 ? Self.bandEdges.1 : (b == 1 ? Self.bandEdges.2 : Block.bins)
+            var e: Float = 0
+            for k in lower..<upper { e += input.echo[k] }
+            sumPredicted -= (1 - max(leak[b], minLeak)) * e
+        }
         // Where the linear filter is not cancelling (after a path change), the echo model's level is the
         // better measure of what echo alone would bring.
         if sumOutput > 0.5 * sumCapture { sumExplained = sumModel }
         let share = !input.settled ? Self.incoherentShareUnsettled
             : (input.recovering ? Self.incoherentShareRecovering : Self.incoherentShare)
         let incoherent = input.outputIsCapture || sumIncoherent > share * sumCapture
-        if sumCapture > Self.nearFrameExcess * sumExplained && incoherent {
+        // In double talk the capture is often not far above the echo estimate (a pupil 5 dB under the teacher's
+        // echo, an estimate that is a little high), but the linear output is: a pupil is many times the residual
+        // the filter leaves. Only while the filters are trusted: after a moved path the output is the old
+        // filter's error, and that is echo.
+        let outputAbove = input.settled && !input.recovering && !input.mismatch && !input.shadowAhead && !input.outputIsCapture
+            && sumOutput > Self.nearOutputExcess * sumPredicted
+        outputRun = outputAbove ? outputRun + 1 : 0
+        let outputExcess = outputRun >= Self.outputRunBlocks
+        if (sumCapture > Self.nearFrameExcess * sumExplained || outputExcess) && incoherent {
             nearHold = Self.nearHoldBlocks
             sinceNear = 0
         } else {
