@@ -255,7 +255,7 @@ struct ResidualEchoSuppressor: ~Copyable {
         // filter's error, and that is echo.
         let outputAbove = input.settled && !input.recovering && !input.mismatch && !input.shadowAhead && !input.outputIsCapture
             && sumOutput > Self.nearOutputExcess * sumPredicted
-        outputRun = outputAbove ? outputRun + 1 : 0
+        outputRun = outputAbove ? min(outputRun + 1, Self.outputRunBlocks) : 0
         let outputExcess = outputRun >= Self.outputRunBlocks
         if (sumCapture > Self.nearFrameExcess * sumExplained || outputExcess) && incoherent {
             nearHold = Self.nearHoldBlocks
