@@ -169,6 +169,14 @@ struct ResidualEchoSuppressor: ~Copyable {
     @inline(__always)
     static func band(_ k: Int) -> Int { k < bandEdges.1 ? 0 : (k < bandEdges.2 ? 1 : 2) }
 
+    /// The bins of band `b` (0, 1 or 2), starting no lower than `first`.
+    @inline(__always)
+    static func bins(ofBand b: Int, from first: Int) -> Range<Int> {
+        let lower = b == 0 ? bandEdges.0 : (b == 1 ? bandEdges.1 : bandEdges.2)
+        let upper = b == 0 ? bandEdges.1 : (b == 1 ? bandEdges.2 : Block.bins)
+        return max(lower, first)..<upper
+    }
+
     /// Updates the estimates and replaces the output spectrum in place by the suppressed one plus comfort
     /// noise.
     mutating func process(_ input: SuppressorInput) {
@@ -184,10 +192,8 @@ struct ResidualEchoSuppressor: ~Copyable {
             // Band by band with scalar sums (indexing a SIMD4 by a computed band inside the bin loop goes
             // through memory on every bin).
             for b in 0..<3 {
-                let lower = b == 0 ? Self.bandEdges.0 : (b == 1 ? Self.bandEdges.1 : Self.bandEdges.2)
-                let upper = b == 0 ? Self.bandEdges.1 : (b == 1 ? Self.bandEdges.2 : Block.bins)
                 var sey: Float = 0, sy2: Float = 0, se: Float = 0, sy: Float = 0
-                for k in lower..<upper {
+                for k in Self.bins(ofBand: b, from: 0) {
                     let lr = input.outputRe[k], li = input.outputIm[k]
                     let l2 = lr * lr + li * li
                     let p = input.linearEcho[k]
@@ -237,10 +243,8 @@ struct ResidualEchoSuppressor: ~Copyable {
         // estimate (band by band), the noise and the misalignment's residual.
         var sumPredicted = sumExplained
         for b in 0..<3 {
-            let lower = b == 0 ? 2 : (b == 1 ? Self.bandEdges.1 : Self.bandEdges.2)
-            let upper = b == 0 ? Self.bandEdges.1 : (b == 1 ? Self.bandEdges.2 : Block.bins)
             var e: Float = 0
-            for k in lower..<upper { e += input.echo[k] }
+            for k in Self.bins(ofBand: b, from: 2) { e += input.echo[k] }
             sumPredicted -= (1 - max(leak[b], minLeak)) * e
         }
         // Where the linear filter is not cancelling (after a path change), the echo model's level is the

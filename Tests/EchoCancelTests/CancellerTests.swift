@@ -36,7 +36,8 @@ struct CancellerTests {
         let shifted = Array(out[lat...]) + [Float](repeating: 0, count: lat)
         let loss = TestSignals.loss(of: s.near, in: shifted, range: 16000 * 8..<16000 * 21 / 2)
         #expect(fst > 25, "far-end single-talk ERLE \(fst) dB")
-        #expect(loss < 4, "near-end loss in double talk \(loss) dB")
+        // 1.5 dB; 3.2 dB without the output test of the near-end detector (the pupil is 12 dB under the echo).
+        #expect(loss < 2, "near-end loss in double talk \(loss) dB")
         let stats = aec.statistics
         #expect(stats.doubleTalkFrames > 0)
         #expect(stats.delayMilliseconds.map { abs($0 - 100) < 10 } == true, "delay \(String(describing: stats.delayMilliseconds))")
